@@ -1,0 +1,147 @@
+//! The common message header (RFC 5354 §4), the checked message view, and
+//! framing of messages on a byte stream (TCP).
+
+use zerocopy::network_endian::{U16, U32};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use crate::error::{Error, ErrorKind};
+use crate::tlv::pad4;
+
+/// The 4-byte header of every ASAP and ENRP message.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct CommonHeader {
+    /// Message type.
+    pub ty: u8,
+    /// Message flags.
+    pub flags: u8,
+    /// Message length: header plus value, without the final padding.
+    pub len: U16,
+}
+
+/// The two server identifiers that start every ENRP message body.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct EnrpIds {
+    pub(crate) sender: U32,
+    pub(crate) receiver: U32,
+}
+
+/// A message whose header has been checked against the received bytes.
+///
+/// Contract (as smoltcp's packet views): once [`MessageView::new_checked`]
+/// accepted the bytes, no accessor can panic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageView<'a> {
+    ty: u8,
+    flags: u8,
+    body: &'a [u8],
+    bytes: &'a [u8],
+}
+
+impl<'a> MessageView<'a> {
+    /// Checks one received message (an SCTP user message, a UDP datagram, or
+    /// a frame cut from a TCP stream by [`frame_len`]).
+    ///
+    /// The length field may or may not count the final padding (RFC 5354 vs
+    /// RSPLIB); the bytes after it must be 0-3 zero pad bytes.
+    pub fn new_checked(bytes: &'a [u8]) -> Result<Self, Error> {
+        let Ok((hdr, _)) = CommonHeader::ref_from_prefix(bytes) else {
+            return Err(Error::new(ErrorKind::Truncated, "message header", bytes));
+        };
+        let len = usize::from(hdr.len.get());
+        if len < 4 || bytes.len() > pad4(len) {
+            return Err(Error::new(ErrorKind::BadLength, "message length", bytes));
+        }
+        let Some(msg) = bytes.get(..len) else {
+            return Err(Error::new(ErrorKind::Truncated, "message", bytes));
+        };
+        if bytes[len..].iter().any(|&b| b != 0) {
+            return Err(Error::new(ErrorKind::BadPadding, "message", bytes));
+        }
+        Ok(Self {
+            ty: hdr.ty,
+            flags: hdr.flags,
+            body: &msg[4..],
+            bytes,
+        })
+    }
+
+    /// Message type.
+    pub const fn ty(&self) -> u8 {
+        self.ty
+    }
+
+    /// Message flags.
+    pub const fn flags(&self) -> u8 {
+        self.flags
+    }
+
+    /// The value after the header, up to the length field (may include the
+    /// final pad when the sender counted it).
+    pub const fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// The whole message as received, padding included.
+    pub const fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+}
+
+/// The size of the first message in a byte stream, padding included.
+///
+/// `Ok(None)` until the 4-byte header has arrived; then the number of bytes
+/// the frame occupies (`pad4(length)`), which may be more than has arrived
+/// yet. A length below 4 can never be framed: the connection must be closed.
+///
+/// No RFC defines ASAP over TCP framing; this is the natural one (every
+/// message is sent padded to 4 bytes), and it reads RSPLIB's form too.
+pub fn frame_len(stream: &[u8]) -> Result<Option<usize>, Error> {
+    let Ok((hdr, _)) = CommonHeader::ref_from_prefix(stream) else {
+        return Ok(None);
+    };
+    let len = usize::from(hdr.len.get());
+    if len < 4 {
+        return Err(Error::new(
+            ErrorKind::BadLength,
+            "message length",
+            stream.get(..4).unwrap_or(stream),
+        ));
+    }
+    Ok(Some(pad4(len)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_length_conventions_are_accepted() {
+        let rfc = [
+            5, 0, 0, 19, 0, 9, 0, 15, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0,
+        ];
+        let mut rsplib = rfc;
+        rsplib[3] = 20;
+        assert_eq!(MessageView::new_checked(&rfc).unwrap().body().len(), 15);
+        assert_eq!(MessageView::new_checked(&rsplib).unwrap().body().len(), 16);
+    }
+
+    #[test]
+    fn bad_lengths_are_rejected() {
+        let kind = |b: &[u8]| MessageView::new_checked(b).unwrap_err().kind();
+        assert_eq!(kind(&[5, 0]), ErrorKind::Truncated);
+        assert_eq!(kind(&[5, 0, 0, 3]), ErrorKind::BadLength);
+        assert_eq!(kind(&[5, 0, 0, 8, 0, 0]), ErrorKind::Truncated);
+        assert_eq!(kind(&[5, 0, 0, 4, 0, 0, 0, 0]), ErrorKind::BadLength);
+        assert_eq!(kind(&[5, 0, 0, 5, 1, 0, 9, 0]), ErrorKind::BadPadding);
+    }
+
+    #[test]
+    fn framing_reads_header_then_padded_length() {
+        assert_eq!(frame_len(&[5, 0]).unwrap(), None);
+        assert_eq!(frame_len(&[5, 0, 0, 19]).unwrap(), Some(20));
+        assert_eq!(frame_len(&[5, 0, 0, 20, 1]).unwrap(), Some(20));
+        assert!(frame_len(&[5, 0, 0, 2]).is_err());
+    }
+}
