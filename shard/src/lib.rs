@@ -1,1 +1,32 @@
-//! One shard of the handlespace (in progress).
+//! One shard of the RSerPool handlespace as a deterministic, sans-IO state
+//! machine: pools, pool elements, every selection policy of RFC 5356 and
+//! RSPLIB, keep-alive and lifetime timers, ownership and handlespace
+//! checksums (RFC 5353 §3.6).
+//!
+//! No I/O, no clock, no threads: time is an argument ([`Time`]), outputs are
+//! values the caller polls. The registrar runs one [`Shard`] per core; the
+//! replication core and the simulation tests drive the same code.
+//!
+//! A pool lives wholly in one shard, chosen by [`shard_for`]; the messages
+//! that cross between cores are the owned types of [`mesh`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod addr;
+pub mod checksum;
+mod config;
+pub mod mesh;
+mod owners;
+pub mod policy;
+mod route;
+mod select;
+mod shard;
+mod store;
+mod time;
+mod timer;
+
+pub use config::{Config, LifeUnit};
+pub use policy::Compat;
+pub use route::shard_for;
+pub use shard::{Association, Event, RegistrationOutcome, Shard, Stats, TableCursor, Transmit};
+pub use time::Time;

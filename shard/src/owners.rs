@@ -1,0 +1,116 @@
+//! Who owns which PE: one list per home server, in the order PEs joined it,
+//! plus the running checksum sum of that owner's PEs.
+//!
+//! The lists are intrusive (links live in the PE records), so moving a PE
+//! between owners is O(1) and a takeover re-homes an owner's PEs in one walk.
+//! Every PE joining a list gets the next ownership sequence number; a list is
+//! therefore sorted by it, which is what makes handle-table continuation
+//! stable: a cursor remembers the last PE sent and its number, and resumes at
+//! that PE's successor, or (if it left meanwhile) at the first PE with a
+//! higher number.
+
+use std::collections::BTreeMap;
+
+use crate::checksum;
+use crate::store::{NIL, Store};
+
+/// One owner's list.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OwnerList {
+    pub(crate) head: u32,
+    pub(crate) tail: u32,
+    pub(crate) count: u32,
+    pub(crate) sum: u64,
+}
+
+impl Default for OwnerList {
+    fn default() -> Self {
+        Self {
+            head: NIL,
+            tail: NIL,
+            count: 0,
+            sum: 0,
+        }
+    }
+}
+
+/// All owners of a shard's PEs, by server id.
+#[derive(Debug, Default)]
+pub(crate) struct Owners {
+    pub(crate) lists: BTreeMap<u32, OwnerList>,
+    next_oseq: u64,
+}
+
+impl Owners {
+    /// Appends PE `idx` (whose `home` is set) to its owner's list.
+    pub(crate) fn link(&mut self, store: &mut Store, idx: u32) {
+        let (home, add) = {
+            let pe = &store.pes[idx as usize];
+            (
+                pe.home,
+                checksum::pe_sum(store.pools[pe.pool as usize].handle_sum, pe.id),
+            )
+        };
+        let list = self.lists.entry(home).or_default();
+        let oseq = self.next_oseq;
+        self.next_oseq += 1;
+        {
+            let pe = &mut store.pes[idx as usize];
+            pe.owner_prev = list.tail;
+            pe.owner_next = NIL;
+            pe.oseq = oseq;
+        }
+        if list.tail == NIL {
+            list.head = idx;
+        } else {
+            store.pes[list.tail as usize].owner_next = idx;
+        }
+        list.tail = idx;
+        list.count += 1;
+        list.sum += add;
+    }
+
+    /// Removes PE `idx` from its owner's list.
+    pub(crate) fn unlink(&mut self, store: &mut Store, idx: u32) {
+        let (home, prev, next, sub) = {
+            let pe = &store.pes[idx as usize];
+            (
+                pe.home,
+                pe.owner_prev,
+                pe.owner_next,
+                checksum::pe_sum(store.pools[pe.pool as usize].handle_sum, pe.id),
+            )
+        };
+        let Some(list) = self.lists.get_mut(&home) else {
+            return;
+        };
+        if prev == NIL {
+            list.head = next;
+        } else {
+            store.pes[prev as usize].owner_next = next;
+        }
+        if next == NIL {
+            list.tail = prev;
+        } else {
+            store.pes[next as usize].owner_prev = prev;
+        }
+        list.count -= 1;
+        list.sum -= sub;
+        if list.count == 0 {
+            self.lists.remove(&home);
+        }
+        let pe = &mut store.pes[idx as usize];
+        pe.owner_prev = NIL;
+        pe.owner_next = NIL;
+    }
+
+    /// The checksum over the PEs `owner` owns (0xFFFF if none).
+    pub(crate) fn checksum(&self, owner: u32) -> u16 {
+        checksum::finish(self.lists.get(&owner).map_or(0, |l| l.sum))
+    }
+
+    /// How many PEs `owner` owns.
+    pub(crate) fn count(&self, owner: u32) -> usize {
+        self.lists.get(&owner).map_or(0, |l| l.count as usize)
+    }
+}
