@@ -6,10 +6,10 @@
 //! * **Ordered** (RR, WRR, PRIO, LU, LUD, PLU, PLUD, LU-DPF, LUD-DPF): the
 //!   pool's PEs are kept in an order given by a policy key and, as the last
 //!   tie-break, a per-pool sequence number. A resolution returns the first
-//!   `n` PEs of that order; then the first `max_increment` of them (default
-//!   1) get a fresh sequence number (moving them behind their equals) and their
-//!   policy counters advance. With the default this is the RFC's round robin:
-//!   the head advances by one PE per request.
+//!   `n` PEs of that order; then the first `max_increment` of them (by
+//!   default one) get a fresh sequence number (moving them behind their
+//!   equals) and their policy counters advance. With the default this is the
+//!   RFC's round robin: the head advances by one PE per request.
 //! * **Weighted** (RAND, WRAND, RLU, RPLU, RLUD, RPLUD, WRAND-DPF): `n`
 //!   distinct PEs drawn at random without replacement, each with probability
 //!   proportional to its weight (RAND: 1; WRAND: its weight; the randomized

@@ -265,6 +265,12 @@ impl Shard {
         self.store.pe_count()
     }
 
+    /// Entries in the timer wheel (stale ones included): for memory
+    /// accounting and metrics.
+    pub fn timer_entries(&self) -> usize {
+        self.wheel.len()
+    }
+
     /// Number of PEs `owner` owns.
     pub fn owned_count(&self, owner: ServerId) -> usize {
         self.owners.count(owner.0)

@@ -151,7 +151,7 @@ mod tests {
             let mut now = 0u64;
             let mut fired = vec![None; deadlines.len()];
             let mut out = Vec::new();
-            for s in steps.iter().chain(std::iter::repeat(&1_000_000).take(60)) {
+            for s in steps.iter().chain(std::iter::repeat_n(&1_000_000, 60)) {
                 // The next deadline is never later than the earliest pending
                 // entry's (rounded up to its granule).
                 let pending = deadlines.iter().zip(&fired).filter(|(_, f)| f.is_none()).map(|(d, _)| *d).min();

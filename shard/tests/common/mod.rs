@@ -37,7 +37,7 @@ pub fn assoc(n: u32, addrs: &[IpAddr]) -> Association<'_> {
         id: u64::from(n),
         transport: TransportKind::Sctp,
         addrs,
-        port: 40000 + n as u16,
+        port: 40000 + (n % 20000) as u16,
     }
 }
 
