@@ -50,7 +50,7 @@ pub struct Config {
     pub require_address_subset: bool,
     /// Most pools in this shard.
     pub max_pools: usize,
-    /// Most PEs in this shard.
+    /// Most PEs in this shard (at most 2^24 - 1, the layout's limit).
     pub max_pes: usize,
     /// Most PEs in one pool.
     pub max_pes_per_pool: usize,

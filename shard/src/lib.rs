@@ -30,3 +30,12 @@ pub use policy::Compat;
 pub use route::shard_for;
 pub use shard::{Association, Event, RegistrationOutcome, Shard, Stats, TableCursor, Transmit};
 pub use time::Time;
+
+/// The padded length of the parameter at the start of `bytes` (0 if
+/// unreadable): stored parameters are always complete, so this is their size.
+fn tlv_len(bytes: &[u8]) -> usize {
+    match bytes.get(2..4) {
+        Some(&[a, b]) => (usize::from(u16::from_be_bytes([a, b])) + 3) & !3,
+        _ => 0,
+    }
+}

@@ -38,7 +38,7 @@ impl Default for OwnerList {
 #[derive(Debug, Default)]
 pub(crate) struct Owners {
     pub(crate) lists: BTreeMap<u32, OwnerList>,
-    next_oseq: u64,
+    next_oseq: u32,
 }
 
 impl Owners {
@@ -48,9 +48,12 @@ impl Owners {
             let pe = &store.pes[idx as usize];
             (
                 pe.home,
-                checksum::pe_sum(store.pools[pe.pool as usize].handle_sum, pe.id),
+                checksum::pe_sum(u64::from(store.pools[pe.pool as usize].handle_sum), pe.id),
             )
         };
+        if self.next_oseq == u32::MAX {
+            self.renumber(store);
+        }
         let list = self.lists.entry(home).or_default();
         let oseq = self.next_oseq;
         self.next_oseq += 1;
@@ -70,6 +73,23 @@ impl Owners {
         list.sum += add;
     }
 
+    /// Gives every listed PE a fresh ownership number, in list order, so the
+    /// 32-bit counter can go on. A listing in progress may then resume at a
+    /// different place (at worst sending some PEs twice); with one renumbering
+    /// per four billion ownership changes that is accepted.
+    fn renumber(&mut self, store: &mut Store) {
+        let mut n = 0;
+        for list in self.lists.values() {
+            let mut i = list.head;
+            while i != NIL {
+                store.pes[i as usize].oseq = n;
+                n += 1;
+                i = store.pes[i as usize].owner_next;
+            }
+        }
+        self.next_oseq = n;
+    }
+
     /// Removes PE `idx` from its owner's list.
     pub(crate) fn unlink(&mut self, store: &mut Store, idx: u32) {
         let (home, prev, next, sub) = {
@@ -78,7 +98,7 @@ impl Owners {
                 pe.home,
                 pe.owner_prev,
                 pe.owner_next,
-                checksum::pe_sum(store.pools[pe.pool as usize].handle_sum, pe.id),
+                checksum::pe_sum(u64::from(store.pools[pe.pool as usize].handle_sum), pe.id),
             )
         };
         let Some(list) = self.lists.get_mut(&home) else {

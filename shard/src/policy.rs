@@ -53,20 +53,48 @@ pub enum Compat {
 /// The largest load / weight value (100 %).
 pub const MAX_VALUE: u64 = 0xffff_ffff;
 
-/// The per-PE state a policy reads and updates.
+/// The per-PE state a policy reads and updates, compacted to 20 bytes: the
+/// registered values reduced to what the keys need, two counters whose
+/// meaning depends on the policy, and the sequence number.
+///
+/// | policy | `a` | `b` | `c0` | `c1` |
+/// |---|---|---|---|---|
+/// | WRR | weight | - | round | selections left in the round |
+/// | LUD, PLUD, RLUD, RPLUD | load | load degradation | degradation | - |
+/// | LU-DPF | load | distance penalty | - | - |
+/// | LUD-DPF | load | load degradation | degradation | distance penalty |
+/// | WRAND-DPF | penalised weight | - | - | - |
+/// | others | first value | second value | - | - |
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PolicyState {
-    /// The policy's fields as registered, in wire order.
-    pub vals: [u32; 4],
+    /// First value (see the table).
+    pub a: u32,
+    /// Second value.
+    pub b: u32,
+    /// First counter.
+    pub c0: u32,
+    /// Second counter (or a static term).
+    pub c1: u32,
     /// Sequence number: the last tie-break of every ordered policy.
-    pub seq: u64,
+    pub seq: u32,
+}
+
+impl PolicyState {
     /// WRR: the round this PE is in.
-    pub round: u32,
+    pub const fn round(&self) -> u32 {
+        self.c0
+    }
+
     /// WRR: selections left in this round.
-    pub virtual_counter: u32,
-    /// Degradation policies: accumulated load degradation since the last
+    pub const fn virtual_counter(&self) -> u32 {
+        self.c1
+    }
+
+    /// Degradation policies: load degradation accumulated since the last
     /// (re-)registration.
-    pub degradation: u32,
+    pub const fn degradation(&self) -> u32 {
+        self.c0
+    }
 }
 
 fn sat(v: u64) -> u64 {
@@ -118,14 +146,37 @@ impl Kind {
         )
     }
 
+    /// Reduces registered values (wire order) to `(a, b, extra)`.
+    fn compact(self, v: [u32; 4]) -> (u32, u32, u32) {
+        let sat32 = |x: u64| u32::try_from(x.min(MAX_VALUE)).unwrap_or(u32::MAX);
+        match self.0 {
+            // load, load_dpf, distance: penalty = distance * load_dpf.
+            PolicyType::LEAST_USED_DPF => (v[0], 0, sat32(u64::from(v[1]) * u64::from(v[2]))),
+            // load, load_degradation, load_dpf, distance.
+            PolicyType::LEAST_USED_DEGRADATION_DPF => {
+                (v[0], v[1], sat32(u64::from(v[2]) * u64::from(v[3])))
+            }
+            // weight, weight_dpf, distance: the drawing weight is
+            // weight - round(weight * distance * weight_dpf / 0xFFFFFFFF).
+            PolicyType::WEIGHTED_RANDOM_DPF => {
+                let (w, dpf, dist) = (u128::from(v[0]), u128::from(v[1]), u128::from(v[2]));
+                let max = u128::from(MAX_VALUE);
+                let penalty = (w * dist * dpf + max / 2) / max;
+                let value = if penalty > w { 1 } else { w - penalty };
+                (u32::try_from(value.min(max)).unwrap_or(u32::MAX), 0, 0)
+            }
+            _ => (v[0], v[1], 0),
+        }
+    }
+
     /// Ordered family: the primary sort key (ascending; the sequence number
     /// breaks ties).
     pub fn key(self, s: &PolicyState) -> u64 {
-        let [a, b, c, d] = s.vals.map(u64::from);
-        let deg = u64::from(s.degradation);
+        let (a, b) = (u64::from(s.a), u64::from(s.b));
+        let deg = u64::from(s.degradation());
         match self.0 {
             PolicyType::WEIGHTED_ROUND_ROBIN => {
-                (u64::from(s.round) << 32) | u64::from(s.virtual_counter)
+                (u64::from(s.round()) << 32) | u64::from(s.virtual_counter())
             }
             // Higher priority first.
             PolicyType::PRIORITY => MAX_VALUE - a,
@@ -133,9 +184,8 @@ impl Kind {
             PolicyType::LEAST_USED_DEGRADATION => sat(a + deg),
             PolicyType::PRIORITY_LEAST_USED => sat(a + b),
             PolicyType::PRIORITY_LEAST_USED_DEGRADATION => sat(a + b + deg),
-            // load + distance * load_dpf / 0xFFFFFFFF * 0xFFFFFFFF.
-            PolicyType::LEAST_USED_DPF => sat(a + b * c),
-            PolicyType::LEAST_USED_DEGRADATION_DPF => sat(a + deg + c * d),
+            PolicyType::LEAST_USED_DPF => sat(a + b),
+            PolicyType::LEAST_USED_DEGRADATION_DPF => sat(a + deg + u64::from(s.c1)),
             // Round robin (and anything ordered without a key).
             _ => 0,
         }
@@ -143,65 +193,72 @@ impl Kind {
 
     /// Weighted family: the PE's weight in the draw (0 = never drawn).
     pub fn weight(self, s: &PolicyState) -> u64 {
-        let [a, b, c, _] = s.vals.map(u64::from);
-        let deg = u64::from(s.degradation);
+        let (a, b) = (u64::from(s.a), u64::from(s.b));
+        let deg = u64::from(s.degradation());
         let remaining = |used: u64| MAX_VALUE.saturating_sub(used).max(1);
         match self.0 {
             PolicyType::RANDOM => 1,
-            PolicyType::WEIGHTED_RANDOM => a,
+            PolicyType::WEIGHTED_RANDOM | PolicyType::WEIGHTED_RANDOM_DPF => a,
             PolicyType::RANDOMIZED_LEAST_USED => remaining(a),
             PolicyType::RANDOMIZED_PRIORITY_LEAST_USED => remaining(a + b),
             PolicyType::RANDOMIZED_LEAST_USED_DEGRADATION => remaining(a + deg),
             PolicyType::RANDOMIZED_PRIORITY_LEAST_USED_DEGRADATION => remaining(a + b + deg),
-            PolicyType::WEIGHTED_RANDOM_DPF => {
-                // weight - round(weight * distance * weight_dpf / 0xFFFFFFFF)
-                let penalty = (u128::from(a) * u128::from(c) * u128::from(b)
-                    + u128::from(MAX_VALUE / 2))
-                    / u128::from(MAX_VALUE);
-                let v = i128::from(a) - i128::try_from(penalty).unwrap_or(i128::MAX);
-                if v < 0 {
-                    1
-                } else {
-                    u64::try_from(v).unwrap_or(MAX_VALUE).min(MAX_VALUE)
-                }
-            }
             _ => 1,
         }
     }
 
-    /// State of a PE joining the pool. `current_round` is the round of the
-    /// pool's first PE (WRR starts newcomers in the current round).
-    pub fn init(self, vals: [u32; 4], seq: u64, current_round: u32) -> PolicyState {
+    /// The registered values (wire order) as `(a, b, static term in c1)`.
+    fn values_of(self, v: [u32; 4]) -> (u32, u32, u32) {
+        let (a, b, extra) = self.compact(v);
+        match self.0 {
+            PolicyType::LEAST_USED_DPF => (a, extra, 0),
+            PolicyType::LEAST_USED_DEGRADATION_DPF => (a, b, extra),
+            _ => (a, b, 0),
+        }
+    }
+
+    /// State of a PE joining the pool with registered values `vals` (wire
+    /// order). `current_round` is the round of the pool's first PE (WRR
+    /// starts newcomers in the current round).
+    pub fn init(self, vals: [u32; 4], seq: u32, current_round: u32) -> PolicyState {
+        let (a, b, c1) = self.values_of(vals);
         let mut s = PolicyState {
-            vals,
+            a,
+            b,
+            c0: 0,
+            c1,
             seq,
-            ..PolicyState::default()
         };
         if self.0 == PolicyType::WEIGHTED_ROUND_ROBIN {
-            s.round = current_round;
-            s.virtual_counter = vals[0];
+            s.c0 = current_round;
+            s.c1 = a;
         }
         s
     }
 
-    /// A re-registration changed the values: adopt them and, like RSPLIB,
-    /// reset the degradation and clamp the WRR counter to the new weight.
-    /// Returns whether the selection order may have changed.
+    /// A re-registration with values `vals`: adopt them and, like RSPLIB,
+    /// reset the degradation and clamp the WRR counter to the new weight if
+    /// anything changed. Returns whether the selection order may change.
     pub fn update_values(self, s: &mut PolicyState, vals: [u32; 4]) -> bool {
-        if s.vals == vals && s.degradation == 0 {
+        let (a, b, c1) = self.values_of(vals);
+        if self.0 == PolicyType::WEIGHTED_ROUND_ROBIN {
+            if s.a == a {
+                return false;
+            }
+            s.a = a;
+            s.c1 = s.c1.min(a);
+            return true;
+        }
+        if (s.a, s.b, s.c1) == (a, b, c1) && s.c0 == 0 {
             return false;
         }
-        s.vals = vals;
-        s.degradation = 0;
-        if self.0 == PolicyType::WEIGHTED_ROUND_ROBIN {
-            s.virtual_counter = s.virtual_counter.min(vals[0]);
-        }
+        (s.a, s.b, s.c0, s.c1) = (a, b, 0, c1);
         true
     }
 
     /// The PE was selected and is among the first `max_increment`: it gets a
     /// new sequence number and its policy counters advance.
-    pub fn on_selected(self, s: &mut PolicyState, new_seq: u64, compat: Compat) {
+    pub fn on_selected(self, s: &mut PolicyState, new_seq: u32, compat: Compat) {
         s.seq = new_seq;
         self.advance(s, compat);
         if compat == Compat::Rsplib {
@@ -225,16 +282,15 @@ impl Kind {
             return;
         }
         if self.0 == PolicyType::WEIGHTED_ROUND_ROBIN {
-            if s.virtual_counter > 1 {
-                s.virtual_counter -= 1;
+            if s.c1 > 1 {
+                s.c1 -= 1;
             } else {
-                s.round = s.round.wrapping_add(1);
-                s.virtual_counter = s.vals[0];
+                s.c0 = s.c0.wrapping_add(1);
+                s.c1 = s.a;
             }
         }
         if self.uses_degradation() {
-            s.degradation = u32::try_from(sat(u64::from(s.degradation) + u64::from(s.vals[1])))
-                .unwrap_or(u32::MAX);
+            s.c0 = u32::try_from(sat(u64::from(s.c0) + u64::from(s.b))).unwrap_or(u32::MAX);
         }
     }
 }
@@ -243,11 +299,8 @@ impl Kind {
 mod tests {
     use super::*;
 
-    fn st(vals: [u32; 4]) -> PolicyState {
-        PolicyState {
-            vals,
-            ..PolicyState::default()
-        }
+    fn st(t: PolicyType, vals: [u32; 4]) -> PolicyState {
+        Kind(t).init(vals, 0, 0)
     }
 
     #[test]
@@ -265,47 +318,38 @@ mod tests {
     #[test]
     fn keys_and_weights_saturate() {
         let max = u32::MAX;
+        let plu = PolicyType::PRIORITY_LEAST_USED;
+        assert_eq!(Kind(plu).key(&st(plu, [max, 5, 0, 0])), MAX_VALUE);
         assert_eq!(
-            Kind(PolicyType::PRIORITY_LEAST_USED).key(&st([max, 5, 0, 0])),
-            MAX_VALUE
-        );
-        assert_eq!(
-            Kind(PolicyType::PRIORITY).key(&st([7, 0, 0, 0])),
+            Kind(PolicyType::PRIORITY).key(&st(PolicyType::PRIORITY, [7, 0, 0, 0])),
             MAX_VALUE - 7
         );
-        assert_eq!(
-            Kind(PolicyType::RANDOMIZED_LEAST_USED).weight(&st([max, 0, 0, 0])),
-            1
-        );
-        assert_eq!(
-            Kind(PolicyType::RANDOMIZED_LEAST_USED).weight(&st([0, 0, 0, 0])),
-            MAX_VALUE
-        );
-        assert_eq!(
-            Kind(PolicyType::WEIGHTED_RANDOM).weight(&st([0, 0, 0, 0])),
-            0
-        );
-        // WRAND-DPF: full distance penalty removes the whole weight (-> 0).
-        assert_eq!(
-            Kind(PolicyType::WEIGHTED_RANDOM_DPF).weight(&st([1000, max, 1, 0])),
-            0
-        );
-        assert_eq!(
-            Kind(PolicyType::WEIGHTED_RANDOM_DPF).weight(&st([1000, 0, 9, 0])),
-            1000
-        );
+        let rlu = PolicyType::RANDOMIZED_LEAST_USED;
+        assert_eq!(Kind(rlu).weight(&st(rlu, [max, 0, 0, 0])), 1);
+        assert_eq!(Kind(rlu).weight(&st(rlu, [0, 0, 0, 0])), MAX_VALUE);
+        let wrand = PolicyType::WEIGHTED_RANDOM;
+        assert_eq!(Kind(wrand).weight(&st(wrand, [0, 0, 0, 0])), 0);
+        // WRAND-DPF: full distance penalty removes the whole weight (-> 0),
+        // none leaves it whole, half of it halves it.
+        let dpf = PolicyType::WEIGHTED_RANDOM_DPF;
+        assert_eq!(Kind(dpf).weight(&st(dpf, [1000, max, 1, 0])), 0);
+        assert_eq!(Kind(dpf).weight(&st(dpf, [1000, 0, 9, 0])), 1000);
+        assert_eq!(Kind(dpf).weight(&st(dpf, [1000, max / 2, 1, 0])), 500);
+        // LU-DPF: load + distance * load_dpf.
+        let ludpf = PolicyType::LEAST_USED_DPF;
+        assert_eq!(Kind(ludpf).key(&st(ludpf, [100, 5, 10, 0])), 150);
     }
 
     #[test]
     fn wrr_counts_down_then_moves_to_next_round() {
         let k = Kind(PolicyType::WEIGHTED_ROUND_ROBIN);
         let mut s = k.init([3, 0, 0, 0], 0, 5);
-        assert_eq!((s.round, s.virtual_counter), (5, 3));
+        assert_eq!((s.round(), s.virtual_counter()), (5, 3));
         k.on_selected(&mut s, 1, Compat::Rfc);
         k.on_selected(&mut s, 2, Compat::Rfc);
-        assert_eq!((s.round, s.virtual_counter), (5, 1));
+        assert_eq!((s.round(), s.virtual_counter()), (5, 1));
         k.on_selected(&mut s, 3, Compat::Rfc);
-        assert_eq!((s.round, s.virtual_counter, s.seq), (6, 3, 3));
+        assert_eq!((s.round(), s.virtual_counter(), s.seq), (6, 3, 3));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The two selection structures a pool can hold (see [`crate::policy`]).
 //!
 //! * [`Ordered`]: a binary min-heap of `(key, seq)` with lazy deletion: an
-//!   entry whose generation no longer matches its PE's is stale and skipped.
+//!   entry whose key or sequence number no longer matches its PE's is stale
+//!   and skipped.
 //!   Taking the first `n` PEs pops `n` live entries (ascending order) and
 //!   pushes them back, the first `max_increment` with their new keys: O(n log
 //!   size). Stale entries are swept when they outnumber the live ones.
@@ -12,13 +13,33 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// One heap entry.
+/// One heap entry (16 bytes): a PE's key and sequence number when it was
+/// pushed, its slab index (24 bits) and the PE's stamp at that time (8
+/// bits). It is live while the PE still has that sequence number and stamp;
+/// every new entry for a PE changes its stamp, so older ones go stale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Entry {
     pub(crate) key: u64,
-    pub(crate) seq: u64,
-    pub(crate) idx: u32,
-    pub(crate) stamp: u32,
+    pub(crate) seq: u32,
+    tag: u32,
+}
+
+impl Entry {
+    pub(crate) const fn new(key: u64, seq: u32, idx: u32, stamp: u8) -> Self {
+        Self {
+            key,
+            seq,
+            tag: (idx & 0x00ff_ffff) | ((stamp as u32) << 24),
+        }
+    }
+
+    pub(crate) const fn idx(&self) -> u32 {
+        self.tag & 0x00ff_ffff
+    }
+
+    pub(crate) const fn stamp(&self) -> u8 {
+        (self.tag >> 24) as u8
+    }
 }
 
 /// Ordered selection: the pool's PEs by ascending `(key, seq)`.
@@ -29,6 +50,10 @@ pub(crate) struct Ordered {
 
 impl Ordered {
     pub(crate) fn push(&mut self, e: Entry) {
+        if self.heap.len() == self.heap.capacity() && self.heap.len() < crate::store::SMALL_POOL {
+            // Most pools are small: grow one by one at first.
+            self.heap.reserve_exact(1);
+        }
         self.heap.push(Reverse(e));
     }
 
@@ -70,9 +95,9 @@ impl Ordered {
         }
     }
 
-    /// Entries held, stale ones included (for memory accounting and tests).
-    pub(crate) fn len(&self) -> usize {
-        self.heap.len()
+    /// Every entry, stale ones included, in no particular order.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.heap.iter().map(|r| r.0)
     }
 
     /// Rewrites every entry (used when WRR rounds are rebased).
@@ -208,16 +233,11 @@ mod tests {
     fn ordered_skips_stale_and_keeps_order() {
         let mut o = Ordered::default();
         for (i, key) in [5u64, 1, 3, 1].into_iter().enumerate() {
-            o.push(Entry {
-                key,
-                seq: i as u64,
-                idx: i as u32,
-                stamp: 0,
-            });
+            o.push(Entry::new(key, i as u32, i as u32, 0));
         }
         let mut out = Vec::new();
         // idx 1 is stale
-        o.take_first(2, |e| e.idx != 1, &mut out);
-        assert_eq!(out.iter().map(|e| e.idx).collect::<Vec<_>>(), vec![3, 2]);
+        o.take_first(2, |e| e.idx() != 1, &mut out);
+        assert_eq!(out.iter().map(Entry::idx).collect::<Vec<_>>(), vec![3, 2]);
     }
 }

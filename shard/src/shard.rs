@@ -41,13 +41,9 @@ use crate::addr;
 use crate::config::{Config, LifeUnit};
 use crate::owners::Owners;
 use crate::policy::{Kind, PolicyState};
-use crate::store::{NIL, Pe, Store};
+use crate::store::{MAX_PES, NEVER_SECS, NIL, Pe, Store};
 use crate::time::Time;
-use crate::timer::Wheel;
-
-/// Keep-alive states of an owned PE.
-const KA_IDLE: u8 = 0;
-const KA_WAITING: u8 = 1;
+use crate::timer::{GRANULARITY_US, NO_TICK, Tick, Wheel};
 
 /// Timers processed per [`Shard::handle_timeout`] call at most.
 const TIMER_BATCH: usize = 4096;
@@ -154,7 +150,7 @@ pub struct TableCursor {
     started: bool,
     owner: u32,
     last_idx: u32,
-    last_oseq: u64,
+    last_oseq: u32,
     done: bool,
 }
 
@@ -171,7 +167,10 @@ pub struct Shard {
     cfg: Config,
     store: Store,
     owners: Owners,
-    assocs: hashbrown::HashMap<u64, u32, ahash::RandomState>,
+    /// First PE of each association, found by the association id stored in
+    /// that PE (the table holds slab indexes only).
+    assocs: hashbrown::HashTable<u32>,
+    hasher: ahash::RandomState,
     wheel: Wheel,
     rng: SmallRng,
     due: Vec<u32>,
@@ -230,8 +229,9 @@ impl Shard {
         Self {
             store,
             owners: Owners::default(),
-            assocs: hashbrown::HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
-            wheel: Wheel::new(10_000),
+            assocs: hashbrown::HashTable::new(),
+            hasher: ahash::RandomState::with_seeds(1, 2, 3, 4),
+            wheel: Wheel::new(GRANULARITY_US),
             rng: SmallRng::seed_from_u64(cfg.seed),
             due: Vec::new(),
             outbox: Vec::new(),
@@ -293,15 +293,20 @@ impl Shard {
         self.owners.lists.keys().map(|&o| ServerId(o))
     }
 
-    fn life_to_deadline(&self, now: Time, life: u32) -> Time {
+    /// When a registration of `life` made at `now` expires, in whole seconds
+    /// (rounded up: a PE may outlive its life by up to a second).
+    fn life_to_deadline(&self, now: Time, life: u32) -> u32 {
         if life == u32::MAX {
-            return Time::NEVER;
+            return NEVER_SECS;
         }
         let us = match self.cfg.life_unit {
             LifeUnit::Millis => u64::from(life) * 1_000,
             LifeUnit::Seconds => u64::from(life) * 1_000_000,
         };
-        Time(now.0.saturating_add(us))
+        let secs = now.0.saturating_add(us).div_ceil(1_000_000);
+        u32::try_from(secs)
+            .unwrap_or(NEVER_SECS - 1)
+            .min(NEVER_SECS - 1)
     }
 
     fn next_keep_alive(&mut self, now: Time) -> Time {
@@ -322,17 +327,22 @@ impl Shard {
     }
 
     /// Re-arms a PE's timer at the earlier of `next` and (where it applies)
-    /// its expiry.
-    fn arm(&mut self, idx: u32, next: Time) {
+    /// its expiry, at most [`Tick::MAX_AHEAD_US`] after `now`.
+    fn arm(&mut self, now: Time, idx: u32, next: Time) {
         let owned = self.owned(idx);
         let pe = &mut self.store.pes[idx as usize];
-        let expiry = if owned && !self.cfg.expire_owned {
+        let expiry = if (owned && !self.cfg.expire_owned) || pe.expires == NEVER_SECS {
             Time::NEVER
         } else {
-            pe.expires
+            Time::from_secs(u64::from(pe.expires))
         };
-        pe.due = next.min(expiry);
-        let due = pe.due;
+        let due = next.min(expiry);
+        if due == Time::NEVER {
+            pe.due = NO_TICK;
+            return;
+        }
+        let due = due.min(Time(now.0.saturating_add(Tick::MAX_AHEAD_US)));
+        pe.due = Tick::of(due);
         self.wheel.schedule(due, idx);
     }
 
@@ -368,7 +378,7 @@ impl Shard {
                     Refusal::Plain(code) => (code, 0),
                     Refusal::Policy(pool) | Refusal::Transport(pool) => {
                         let first = self.store.members(pool)[0];
-                        let enc = &self.store.pes[first as usize].enc;
+                        let enc = self.store.pe_bytes(first);
                         let (user, policy) = pe_params(enc);
                         let ((at, len), code) = match refusal {
                             Refusal::Policy(_) => (policy, CauseCode::INCONSISTENT_POLICY),
@@ -449,7 +459,7 @@ impl Shard {
         }
         let existing = pool.and_then(|p| self.store.find_pe(p, el.id.0));
         if existing.is_none() {
-            let full = self.store.pe_count() >= self.cfg.max_pes
+            let full = self.store.pe_count() >= self.cfg.max_pes.min(MAX_PES)
                 || pool.map_or(self.store.pool_count >= self.cfg.max_pools, |p| {
                     self.store.members(p).len() >= self.cfg.max_pes_per_pool
                 });
@@ -477,18 +487,19 @@ impl Shard {
         };
         let encoded = encode_pe(&stored, &mut self.enc_scratch);
         self.addr_scratch = addrs;
-        let Some((enc, asap_off)) = encoded else {
+        let Some(asap_off) = encoded else {
             return Err(Refusal::Plain(CauseCode::INVALID_VALUES));
         };
+        let enc = std::mem::take(&mut self.enc_scratch);
         let vals = values(&policy);
         let (idx, outcome) = match existing {
             Some(idx) => {
                 self.detach_owner_and_assoc(idx);
+                self.store.set_bytes(idx, &enc);
                 let pe = &mut self.store.pes[idx as usize];
-                pe.enc = enc;
                 pe.asap_off = asap_off;
                 pe.home = self.cfg.server_id.0;
-                pe.bad_reports = 0;
+                pe.clear_bad_reports();
                 self.store.update_values(idx, vals);
                 (idx, RegistrationOutcome::Updated)
             }
@@ -504,21 +515,23 @@ impl Shard {
                 };
                 (
                     self.store.insert_pe(
-                        new_pe(enc, asap_off, p, el.id.0, self.cfg.server_id.0),
+                        new_pe(asap_off, p, el.id.0, self.cfg.server_id.0),
                         vals,
+                        &enc,
                     ),
                     RegistrationOutcome::Added,
                 )
             }
         };
+        self.enc_scratch = enc;
         let expires = self.life_to_deadline(now, el.registration_life);
         let pe = &mut self.store.pes[idx as usize];
         pe.expires = expires;
-        pe.ka_state = KA_IDLE;
+        pe.set_ka_waiting(false);
         self.owners.link(&mut self.store, idx);
         self.assoc_link(idx, from.id);
         let next = self.next_keep_alive(now);
-        self.arm(idx, next);
+        self.arm(now, idx, next);
         self.replicate(UpdateAction::AddPe, idx);
         Ok(outcome)
     }
@@ -615,7 +628,7 @@ impl Shard {
         hr.pool_handle.emit(&mut w);
         match selected.first() {
             Some(&first) => {
-                let enc = &pes[first as usize].enc;
+                let enc = self.store.pe_bytes(first);
                 let (_, (at, len)) = pe_params(enc);
                 w.put_param_bytes(&enc[at..at + len]);
             }
@@ -624,11 +637,10 @@ impl Shard {
         for &i in &selected {
             // The stored PE minus its trailing ASAP transport: same bytes,
             // shorter length (the policy before it is 4-byte aligned).
-            let pe = &pes[i as usize];
-            let len = usize::from(pe.asap_off);
+            let asap_off = pes[i as usize].asap_off;
             w.put_u16(param_type::POOL_ELEMENT);
-            w.put_u16(pe.asap_off);
-            w.put_bytes(&pe.enc[4..len]);
+            w.put_u16(asap_off);
+            w.put_bytes(&self.store.pe_bytes(i)[4..usize::from(asap_off)]);
         }
         w.end_message(m);
         let n = w.finish().unwrap_or(0);
@@ -655,9 +667,9 @@ impl Shard {
         if self.store.pes[idx as usize].assoc == 0 {
             self.assoc_link(idx, from.id);
         }
-        self.store.pes[idx as usize].ka_state = KA_IDLE;
+        self.store.pes[idx as usize].set_ka_waiting(false);
         let next = self.next_keep_alive(now);
-        self.arm(idx, next);
+        self.arm(now, idx, next);
     }
 
     /// ASAP_ENDPOINT_UNREACHABLE from a PU or PE (RFC 5352 §3.5). Like
@@ -669,15 +681,15 @@ impl Shard {
             return;
         };
         let pe = &mut self.store.pes[idx as usize];
-        pe.bad_reports = pe.bad_reports.saturating_add(1);
-        if pe.bad_reports >= self.cfg.max_bad_pe_reports {
+        pe.add_bad_report();
+        if pe.bad_reports() >= self.cfg.max_bad_pe_reports.min(0x7f) {
             self.remove(idx, Removal::Unreachable);
         }
     }
 
     /// The association `assoc` is gone: every PE registered on it leaves.
     pub fn handle_association_lost(&mut self, _now: Time, assoc: u64) {
-        while let Some(&head) = self.assocs.get(&assoc) {
+        while let Some(head) = self.assoc_head(assoc) {
             self.remove(head, Removal::AssociationLost);
         }
     }
@@ -729,23 +741,25 @@ impl Shard {
             home_server: ServerId(home),
             ..*el
         };
-        let Some((enc, asap_off)) = encode_pe(&stored, &mut self.enc_scratch) else {
+        let Some(asap_off) = encode_pe(&stored, &mut self.enc_scratch) else {
             return;
         };
+        let enc = std::mem::take(&mut self.enc_scratch);
         let vals = values(&policy);
         let idx = match existing {
             Some(idx) => {
                 self.detach_owner_and_assoc(idx);
+                self.store.set_bytes(idx, &enc);
                 let pe = &mut self.store.pes[idx as usize];
-                pe.enc = enc;
                 pe.asap_off = asap_off;
                 pe.home = home;
-                pe.ka_state = KA_IDLE;
+                pe.set_ka_waiting(false);
                 self.store.update_values(idx, vals);
                 idx
             }
             None => {
-                if self.store.pe_count() >= self.cfg.max_pes {
+                if self.store.pe_count() >= self.cfg.max_pes.min(MAX_PES) {
+                    self.enc_scratch = enc;
                     return;
                 }
                 let p = match pool {
@@ -758,12 +772,13 @@ impl Shard {
                     ),
                 };
                 self.store
-                    .insert_pe(new_pe(enc, asap_off, p, el.id.0, home), vals)
+                    .insert_pe(new_pe(asap_off, p, el.id.0, home), vals, &enc)
             }
         };
+        self.enc_scratch = enc;
         self.store.pes[idx as usize].expires = self.life_to_deadline(now, el.registration_life);
         self.owners.link(&mut self.store, idx);
-        self.arm(idx, Time::NEVER);
+        self.arm(now, idx, Time::NEVER);
     }
 
     /// Takeover (RFC 5353 §3.5): every PE owned by `from` is now owned by
@@ -782,17 +797,16 @@ impl Shard {
         }
         for idx in moved {
             self.owners.unlink(&mut self.store, idx);
-            let pe = &mut self.store.pes[idx as usize];
-            pe.home = to.0;
-            pe.enc[8..12].copy_from_slice(&to.0.to_be_bytes());
+            self.store.pes[idx as usize].home = to.0;
+            self.store.pe_bytes_mut(idx)[8..12].copy_from_slice(&to.0.to_be_bytes());
             self.owners.link(&mut self.store, idx);
             if to == self.cfg.server_id {
                 self.events.push_back(Event::Adopted {
                     bytes: self.handle_and_pe(idx),
                 });
-                self.store.pes[idx as usize].ka_state = KA_WAITING;
+                self.store.pes[idx as usize].set_ka_waiting(true);
                 let t = now + self.cfg.keep_alive_timeout;
-                self.arm(idx, t);
+                self.arm(now, idx, t);
             }
         }
     }
@@ -825,9 +839,7 @@ impl Shard {
         for (&o, list) in self.owners.lists.range(from..=*range.end()) {
             let mut idx = if cursor.started && o == cursor.owner && cursor.last_idx != NIL {
                 match self.store.pes.get(cursor.last_idx as usize) {
-                    Some(pe)
-                        if pe.oseq == cursor.last_oseq && pe.home == o && !pe.enc.is_empty() =>
-                    {
+                    Some(pe) if pe.oseq == cursor.last_oseq && pe.home == o && pe.pool != NIL => {
                         pe.owner_next
                     }
                     _ => {
@@ -852,7 +864,7 @@ impl Shard {
                     }
                     last_pool = pe.pool;
                 }
-                w.put_param_bytes(&pe.enc);
+                w.put_param_bytes(self.store.pe_bytes(idx));
                 written += 1;
                 *cursor = TableCursor {
                     started: true,
@@ -903,7 +915,7 @@ impl Shard {
                 .store
                 .pes
                 .get(idx as usize)
-                .is_some_and(|pe| !pe.enc.is_empty() && pe.due <= now);
+                .is_some_and(|pe| pe.pool != NIL && Tick::reached(pe.due, now));
             if live {
                 self.fire(now, idx);
             }
@@ -914,7 +926,8 @@ impl Shard {
     fn fire(&mut self, now: Time, idx: u32) {
         let owned = self.owned(idx);
         let pe = &self.store.pes[idx as usize];
-        if pe.expires <= now && (!owned || self.cfg.expire_owned) {
+        let expired = pe.expires != NEVER_SECS && Time::from_secs(u64::from(pe.expires)) <= now;
+        if expired && (!owned || self.cfg.expire_owned) {
             if owned && pe.assoc != 0 {
                 // RFC 5352 §3.2: tell the PE. (RSPLIB never does, and its PEs
                 // abort on unsolicited responses: `expire_owned` is off by
@@ -927,23 +940,22 @@ impl Shard {
         }
         if !owned {
             // Learnt from a peer: only its lifetime applies.
-            let e = pe.expires;
-            self.arm(idx, e);
+            self.arm(now, idx, Time::NEVER);
             return;
         }
         let assoc = pe.assoc;
-        if pe.ka_state == KA_WAITING {
+        if pe.ka_waiting() {
             if assoc != 0 {
                 self.events.push_back(Event::AbortAssociation(assoc));
             }
             self.remove(idx, Removal::KeepAliveTimeout);
         } else if assoc != 0 {
             self.queue_for(idx, assoc, true);
-            self.store.pes[idx as usize].ka_state = KA_WAITING;
+            self.store.pes[idx as usize].set_ka_waiting(true);
             let t = now + self.cfg.keep_alive_timeout;
-            self.arm(idx, t);
+            self.arm(now, idx, t);
         } else {
-            self.arm(idx, Time::NEVER);
+            self.arm(now, idx, Time::NEVER);
         }
     }
 
@@ -1000,12 +1012,13 @@ impl Shard {
     fn handle_and_pe(&self, idx: u32) -> Box<[u8]> {
         let pe = &self.store.pes[idx as usize];
         let h = self.store.pools[pe.pool as usize].handle();
-        let mut v = Vec::with_capacity(4 + pad4(h.len()) + pe.enc.len());
+        let enc = self.store.pe_bytes(idx);
+        let mut v = Vec::with_capacity(4 + pad4(h.len()) + enc.len());
         v.extend_from_slice(&param_type::POOL_HANDLE.to_be_bytes());
         v.extend_from_slice(&((4 + h.len()) as u16).to_be_bytes());
         v.extend_from_slice(h);
         v.resize(4 + pad4(h.len()), 0);
-        v.extend_from_slice(&pe.enc);
+        v.extend_from_slice(enc);
         v.into_boxed_slice()
     }
 
@@ -1021,49 +1034,79 @@ impl Shard {
         }
         let mut bytes = self.handle_and_pe(idx);
         if !owned {
-            let at = bytes.len() - self.store.pes[idx as usize].enc.len() + 8;
+            let at = bytes.len() - self.store.pe_bytes(idx).len() + 8;
             bytes[at..at + 4].copy_from_slice(&self.cfg.server_id.0.to_be_bytes());
         }
         self.events.push_back(Event::Update { action, bytes });
     }
 
+    fn assoc_head(&self, assoc: u64) -> Option<u32> {
+        let pes = &self.store.pes;
+        self.assocs
+            .find(self.hasher.hash_one(assoc), |&i| {
+                pes[i as usize].assoc == assoc
+            })
+            .copied()
+    }
+
+    /// Makes `idx` the head of `assoc`'s list.
     fn assoc_link(&mut self, idx: u32, assoc: u64) {
         if assoc == 0 {
             return;
         }
-        let head = self.assocs.insert(assoc, idx).unwrap_or(NIL);
-        let pe = &mut self.store.pes[idx as usize];
+        let h = self.hasher.hash_one(assoc);
+        let Self {
+            assocs,
+            store,
+            hasher,
+            ..
+        } = self;
+        let old = match assocs.find_entry(h, |&i| store.pes[i as usize].assoc == assoc) {
+            Ok(entry) => entry.remove().0,
+            Err(_) => NIL,
+        };
+        let pe = &mut store.pes[idx as usize];
         pe.assoc = assoc;
-        pe.assoc_prev = NIL;
-        pe.assoc_next = head;
-        if head != NIL {
-            self.store.pes[head as usize].assoc_prev = idx;
-        }
+        pe.assoc_next = old;
+        let pes = &store.pes;
+        assocs.insert_unique(h, idx, |&i| hasher.hash_one(pes[i as usize].assoc));
     }
 
     fn assoc_unlink(&mut self, idx: u32) {
-        let (assoc, prev, next) = {
-            let pe = &self.store.pes[idx as usize];
-            (pe.assoc, pe.assoc_prev, pe.assoc_next)
-        };
+        let assoc = self.store.pes[idx as usize].assoc;
         if assoc == 0 {
             return;
         }
-        if prev == NIL {
-            if next == NIL {
-                self.assocs.remove(&assoc);
-            } else {
-                self.assocs.insert(assoc, next);
+        let next = self.store.pes[idx as usize].assoc_next;
+        let h = self.hasher.hash_one(assoc);
+        let Self {
+            assocs,
+            store,
+            hasher,
+            ..
+        } = self;
+        match assocs.find_entry(h, |&i| store.pes[i as usize].assoc == assoc) {
+            Ok(entry) if *entry.get() == idx => {
+                entry.remove();
+                if next != NIL {
+                    let pes = &store.pes;
+                    assocs.insert_unique(h, next, |&i| hasher.hash_one(pes[i as usize].assoc));
+                }
             }
-        } else {
-            self.store.pes[prev as usize].assoc_next = next;
+            Ok(entry) => {
+                // Walk from the head to the predecessor.
+                let mut i = *entry.get();
+                while store.pes[i as usize].assoc_next != idx
+                    && store.pes[i as usize].assoc_next != NIL
+                {
+                    i = store.pes[i as usize].assoc_next;
+                }
+                store.pes[i as usize].assoc_next = next;
+            }
+            Err(_) => {}
         }
-        if next != NIL {
-            self.store.pes[next as usize].assoc_prev = prev;
-        }
-        let pe = &mut self.store.pes[idx as usize];
+        let pe = &mut store.pes[idx as usize];
         pe.assoc = 0;
-        pe.assoc_prev = NIL;
         pe.assoc_next = NIL;
     }
 
@@ -1108,7 +1151,8 @@ impl Shard {
                         pe.home
                     ));
                 }
-                if u32::from_be_bytes([pe.enc[8], pe.enc[9], pe.enc[10], pe.enc[11]]) != owner {
+                let enc = self.store.pe_bytes(i);
+                if u32::from_be_bytes([enc[8], enc[9], enc[10], enc[11]]) != owner {
                     return Err(format!(
                         "pe {i}: encoded home differs from owner {owner:#x}"
                     ));
@@ -1144,16 +1188,18 @@ impl Shard {
             ));
         }
         let mut in_assocs = 0;
-        for (&a, &head) in &self.assocs {
+        for &head in &self.assocs {
+            let a = self.store.pes[head as usize].assoc;
+            if self.assoc_head(a) != Some(head) {
+                return Err(format!("association {a} not found from its head"));
+            }
             let mut i = head;
-            let mut prev = NIL;
             while i != NIL {
                 let pe = &self.store.pes[i as usize];
-                if pe.assoc != a || pe.assoc_prev != prev {
+                if pe.assoc != a {
                     return Err(format!("association list {a} broken at pe {i}"));
                 }
                 in_assocs += 1;
-                prev = i;
                 i = pe.assoc_next;
             }
         }
@@ -1161,7 +1207,7 @@ impl Shard {
             .store
             .pes
             .iter()
-            .filter(|pe| !pe.enc.is_empty() && pe.assoc != 0)
+            .filter(|pe| pe.pool != NIL && pe.assoc != 0)
             .count();
         if attached != in_assocs {
             return Err(format!(
@@ -1172,25 +1218,22 @@ impl Shard {
     }
 }
 
-fn new_pe(enc: Box<[u8]>, asap_off: u16, pool: u32, id: u32, home: u32) -> Pe {
+fn new_pe(asap_off: u16, pool: u32, id: u32, home: u32) -> Pe {
     Pe {
-        enc,
         asap_off,
         pool,
         id,
         home,
         slot: 0,
+        status: 0,
         stamp: 0,
-        bad_reports: 0,
-        ka_state: KA_IDLE,
         st: PolicyState::default(),
         assoc: 0,
-        due: Time::NEVER,
-        expires: Time::NEVER,
+        due: NO_TICK,
+        expires: NEVER_SECS,
         owner_prev: NIL,
         owner_next: NIL,
         oseq: 0,
-        assoc_prev: NIL,
         assoc_next: NIL,
     }
 }
@@ -1214,20 +1257,74 @@ fn values(p: &Policy) -> [u32; 4] {
     v
 }
 
-/// Encodes a PE for storage; returns it with the offset of its ASAP
+/// Encodes a PE for storage into `scratch`; returns the offset of its ASAP
 /// transport (its end if it has none).
-fn encode_pe(el: &PoolElement<'_>, scratch: &mut Vec<u8>) -> Option<(Box<[u8]>, u16)> {
+fn encode_pe(el: &PoolElement<'_>, scratch: &mut Vec<u8>) -> Option<u16> {
     scratch.clear();
     scratch.resize(el.encoded_len(), 0);
     let n = el.encode(scratch).ok()?;
-    let enc: Box<[u8]> = Box::from(&scratch[..n]);
+    scratch.truncate(n);
     let asap_off = match el.asap_transport {
         Some(_) => {
-            let ((_, ul), (p, pl)) = pe_params(&enc);
-            debug_assert_eq!(p, 16 + pad4(ul));
+            let (_, (p, pl)) = pe_params(scratch);
             p + pad4(pl)
         }
         None => n,
     };
-    Some((enc, u16::try_from(asap_off).ok()?))
+    u16::try_from(asap_off).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rserpool_wire::asap::HandleResolution;
+
+    #[test]
+    fn sequence_numbers_renumber_before_wrapping() {
+        let mut s = Shard::new(Config {
+            min_address_scope: addr::Scope::Loopback,
+            ..Config::default()
+        });
+        let addrs = [IpAddr::from([10, 0, 0, 1])];
+        for id in 1..=4u32 {
+            let reg = Registration {
+                pool_handle: PoolHandle::new(b"p").unwrap(),
+                element: PoolElement {
+                    id: PeId(id),
+                    home_server: ServerId(0),
+                    registration_life: 1000,
+                    user_transport: Transport::sctp(1, TransportUse::DATA_ONLY, &addrs),
+                    policy: Policy::RoundRobin {}.into(),
+                    asap_transport: None,
+                },
+            };
+            let a = Association {
+                id: 1,
+                transport: TransportKind::Sctp,
+                addrs: &addrs,
+                port: 1,
+            };
+            s.handle_registration(Time::ZERO, &a, &reg, &mut Vec::new());
+        }
+        let pool = s.store.find_pool(b"p").unwrap();
+        s.store.set_next_seq(pool, u32::MAX - 2);
+        let hr = HandleResolution {
+            subscribe: false,
+            pool_handle: PoolHandle::new(b"p").unwrap(),
+            option: None,
+        };
+        let mut firsts = Vec::new();
+        for _ in 0..8 {
+            let mut out = Vec::new();
+            s.handle_resolution(Time::ZERO, &hr, &mut out);
+            let AsapMessage::HandleResolutionResponse(r) = AsapMessage::parse(&out).unwrap() else {
+                panic!()
+            };
+            firsts.push(r.elements.iter().next().unwrap().id.0);
+            s.check_invariants().unwrap();
+        }
+        // Round robin carries on through the renumbering.
+        assert_eq!(firsts, [1, 2, 3, 4, 1, 2, 3, 4]);
+        assert!(s.store.pools[pool as usize].next_seq < 100, "renumbered");
+    }
 }

@@ -9,27 +9,29 @@
 //! and a PE by (pool, PE id).
 
 use ahash::RandomState;
-use hashbrown::{HashMap, HashTable};
+use hashbrown::HashTable;
 use rand::Rng;
 use rserpool_wire::{PolicyType, TransportKind, TransportUse};
 
 use crate::checksum;
 use crate::policy::{Compat, Family, Kind, PolicyState};
 use crate::select::{Entry, Fenwick, Ordered};
-use crate::time::Time;
 
 /// "No index" in intrusive links.
 pub(crate) const NIL: u32 = u32::MAX;
 
+/// Pools up to this size grow their arrays one element at a time.
+pub(crate) const SMALL_POOL: usize = 16;
+
+/// An expiry that never comes.
+pub(crate) const NEVER_SECS: u32 = u32::MAX;
+
 /// One PE.
 #[derive(Debug)]
 pub(crate) struct Pe {
-    /// The complete Pool Element parameter as this server sends it in ENRP
-    /// messages (home id, ASAP transport included), padded to 4 bytes.
-    pub(crate) enc: Box<[u8]>,
-    /// Offset of the ASAP transport inside `enc` (`enc.len()` if none): a
-    /// Handle Resolution Response sends `enc[..asap_off]` with its length
-    /// patched.
+    /// Offset of the ASAP transport inside the PE's bytes (their length if
+    /// none): a Handle Resolution Response sends the bytes up to it, with the
+    /// length patched. The bytes themselves live in the pool's arena.
     pub(crate) asap_off: u16,
     pub(crate) pool: u32,
     pub(crate) id: u32,
@@ -37,25 +39,27 @@ pub(crate) struct Pe {
     pub(crate) home: u32,
     /// Position in the pool's `members`.
     pub(crate) slot: u32,
-    /// Bumped whenever the PE's selection entry or timer entry is superseded.
-    pub(crate) stamp: u32,
-    /// Endpoint Unreachable reports since the last registration.
-    pub(crate) bad_reports: u8,
-    /// Keep-alive state, see [`crate::shard`].
-    pub(crate) ka_state: u8,
+    /// Bit 7: waiting for a keep-alive ack. Bits 0-6: Endpoint Unreachable
+    /// reports since the last registration (saturating at 127).
+    pub(crate) status: u8,
+    /// Changes whenever the PE's selection entry is superseded; heap entries
+    /// carry the stamp they were pushed with (see [`crate::select::Entry`]).
+    pub(crate) stamp: u8,
     pub(crate) st: PolicyState,
     /// The association the PE registered on (owned PEs; 0 = none).
     pub(crate) assoc: u64,
-    /// When the PE's timer fires next ([`Time::NEVER`] = no timer).
-    pub(crate) due: Time,
-    /// When the registration expires ([`Time::NEVER`] = never).
-    pub(crate) expires: Time,
+    /// When the PE's timer fires next, in wheel ticks (wrapping; see
+    /// [`crate::timer::Tick`]); [`crate::timer::NO_TICK`] = no timer.
+    pub(crate) due: u32,
+    /// When the registration expires, in whole seconds since the epoch
+    /// ([`NEVER_SECS`] = never).
+    pub(crate) expires: u32,
     /// Ownership list links and position (see [`crate::owners`]).
     pub(crate) owner_prev: u32,
     pub(crate) owner_next: u32,
-    pub(crate) oseq: u64,
-    /// Association list links.
-    pub(crate) assoc_prev: u32,
+    pub(crate) oseq: u32,
+    /// Next PE registered on the same association (singly linked: lists
+    /// are short, usually one PE).
     pub(crate) assoc_next: u32,
 }
 
@@ -63,7 +67,7 @@ pub(crate) struct Pe {
 #[derive(Debug)]
 pub(crate) enum Selector {
     Ordered(Ordered),
-    Weighted(Fenwick),
+    Weighted(Box<Fenwick>),
 }
 
 /// One pool.
@@ -71,13 +75,18 @@ pub(crate) enum Selector {
 pub(crate) struct Pool {
     handle: [u8; 32],
     handle_len: u8,
-    /// Word sum of the handle for the checksum.
-    pub(crate) handle_sum: u64,
+    /// Word sum of the handle for the checksum (at most 16 words: fits).
+    pub(crate) handle_sum: u32,
     pub(crate) kind: Kind,
     pub(crate) transport: TransportKind,
     pub(crate) transport_use: TransportUse,
     pub(crate) members: Vec<u32>,
-    pub(crate) next_seq: u64,
+    /// The members' encoded Pool Element parameters (as sent in ENRP
+    /// messages: home id and ASAP transport included, padded), one per member
+    /// slot, `stride` bytes apart.
+    enc: Vec<u8>,
+    stride: u32,
+    pub(crate) next_seq: u32,
     pub(crate) sel: Selector,
 }
 
@@ -99,7 +108,8 @@ pub(crate) struct Store {
     pub(crate) pools: Vec<Pool>,
     free_pools: Vec<u32>,
     pool_index: HashTable<u32>,
-    pe_index: HashMap<(u32, u32), u32, RandomState>,
+    /// PE index by (pool, PE id); the table holds slab indexes only.
+    pe_index: HashTable<u32>,
     hasher: RandomState,
     pub(crate) pool_count: usize,
     scratch: Vec<Entry>,
@@ -117,7 +127,7 @@ impl Default for Store {
             pools: Vec::new(),
             free_pools: Vec::new(),
             pool_index: HashTable::new(),
-            pe_index: HashMap::with_hasher(hasher.clone()),
+            pe_index: HashTable::new(),
             hasher,
             pool_count: 0,
             scratch: Vec::new(),
@@ -125,6 +135,41 @@ impl Default for Store {
         }
     }
 }
+
+/// Whether a heap entry of `pool` is still its PE's current entry.
+fn live(pes: &[Pe], pool: u32, e: &Entry) -> bool {
+    let pe = &pes[e.idx() as usize];
+    pe.pool == pool && pe.st.seq == e.seq && pe.stamp == e.stamp()
+}
+
+impl Pe {
+    const WAITING: u8 = 0x80;
+
+    pub(crate) fn ka_waiting(&self) -> bool {
+        self.status & Self::WAITING != 0
+    }
+
+    pub(crate) fn set_ka_waiting(&mut self, waiting: bool) {
+        self.status = (self.status & !Self::WAITING) | if waiting { Self::WAITING } else { 0 };
+    }
+
+    pub(crate) fn bad_reports(&self) -> u8 {
+        self.status & !Self::WAITING
+    }
+
+    pub(crate) fn add_bad_report(&mut self) {
+        if self.bad_reports() < 0x7f {
+            self.status += 1;
+        }
+    }
+
+    pub(crate) fn clear_bad_reports(&mut self) {
+        self.status &= Self::WAITING;
+    }
+}
+
+/// Most PEs one shard can hold: heap entries keep the slab index in 24 bits.
+pub(crate) const MAX_PES: usize = (1 << 24) - 1;
 
 impl Store {
     pub(crate) fn pe_count(&self) -> usize {
@@ -138,8 +183,19 @@ impl Store {
             .copied()
     }
 
+    fn pe_hash(&self, pool: u32, id: u32) -> u64 {
+        self.hasher
+            .hash_one((u64::from(pool) << 32) | u64::from(id))
+    }
+
     pub(crate) fn find_pe(&self, pool: u32, id: u32) -> Option<u32> {
-        self.pe_index.get(&(pool, id)).copied()
+        let h = self.pe_hash(pool, id);
+        self.pe_index
+            .find(h, |&i| {
+                let pe = &self.pes[i as usize];
+                pe.pool == pool && pe.id == id
+            })
+            .copied()
     }
 
     pub(crate) fn create_pool(
@@ -155,16 +211,18 @@ impl Store {
         let kind = Kind(policy);
         let sel = match kind.family() {
             Family::Ordered => Selector::Ordered(Ordered::default()),
-            Family::Weighted => Selector::Weighted(Fenwick::default()),
+            Family::Weighted => Selector::Weighted(Box::default()),
         };
         let pool = Pool {
             handle: h,
             handle_len: len as u8,
-            handle_sum: checksum::word_sum(&h[..len]),
+            handle_sum: checksum::word_sum(&h[..len]) as u32,
             kind,
             transport,
             transport_use,
             members: Vec::new(),
+            enc: Vec::new(),
+            stride: 0,
             next_seq: 0,
             sel,
         };
@@ -174,6 +232,9 @@ impl Store {
                 i
             }
             None => {
+                if self.pools.len() == self.pools.capacity() {
+                    self.pools.reserve_exact((self.pools.len() / 8).max(64));
+                }
                 self.pools.push(pool);
                 (self.pools.len() - 1) as u32
             }
@@ -194,6 +255,8 @@ impl Store {
         }
         let p = &mut self.pools[pool as usize];
         p.members = Vec::new();
+        p.enc = Vec::new();
+        p.stride = 0;
         p.sel = Selector::Ordered(Ordered::default());
         self.free_pools.push(pool);
         self.pool_count -= 1;
@@ -201,52 +264,179 @@ impl Store {
 
     fn current_round(&mut self, pool: u32) -> u32 {
         let Self { pools, pes, .. } = self;
-        match &mut pools[pool as usize].sel {
+        let p = &mut pools[pool as usize];
+        match &mut p.sel {
             Selector::Ordered(o) => o
-                .peek_live(|e| pes[e.idx as usize].stamp == e.stamp)
-                .map_or(0, |e| pes[e.idx as usize].st.round),
+                .peek_live(|e| live(pes, pool, e))
+                .map_or(0, |e| pes[e.idx() as usize].st.round()),
             Selector::Weighted(_) => 0,
         }
     }
 
-    /// Adds a new PE (not yet in the pool) and links it into selection.
-    pub(crate) fn insert_pe(&mut self, mut pe: Pe, vals: [u32; 4]) -> u32 {
+    /// The next sequence number of `pool`. When the 32-bit counter is about
+    /// to wrap, the pool is renumbered 0, 1, 2... in its current order first
+    /// (RSPLIB does the same), which never changes the order.
+    fn take_seq(&mut self, pool: u32) -> u32 {
+        if self.pools[pool as usize].next_seq == u32::MAX {
+            self.resequence(pool);
+        }
+        let p = &mut self.pools[pool as usize];
+        p.next_seq += 1;
+        p.next_seq - 1
+    }
+
+    fn resequence(&mut self, pool: u32) {
+        let Self { pools, pes, .. } = self;
+        let p = &mut pools[pool as usize];
+        let kind = p.kind;
+        let mut order: Vec<(u64, u32, u32)> = p
+            .members
+            .iter()
+            .map(|&i| (kind.key(&pes[i as usize].st), pes[i as usize].st.seq, i))
+            .collect();
+        order.sort_unstable();
+        for (n, &(_, _, i)) in order.iter().enumerate() {
+            pes[i as usize].st.seq = n as u32;
+        }
+        p.next_seq = order.len() as u32;
+        if let Selector::Ordered(o) = &mut p.sel {
+            o.rebuild(order.iter().map(|&(key, _, i)| {
+                let pe = &pes[i as usize];
+                Entry::new(key, pe.st.seq, i, pe.stamp)
+            }));
+        }
+    }
+
+    /// Test hook: jumps a pool's sequence counter (to exercise renumbering).
+    #[cfg(test)]
+    pub(crate) fn set_next_seq(&mut self, pool: u32, seq: u32) {
+        self.pools[pool as usize].next_seq = seq;
+    }
+
+    /// A PE's encoded Pool Element parameter (padded).
+    pub(crate) fn pe_bytes(&self, idx: u32) -> &[u8] {
+        let pe = &self.pes[idx as usize];
+        let p = &self.pools[pe.pool as usize];
+        let at = pe.slot as usize * p.stride as usize;
+        let len = crate::tlv_len(&p.enc[at..]);
+        &p.enc[at..at + len]
+    }
+
+    /// The same, writable (to patch the home id in place).
+    pub(crate) fn pe_bytes_mut(&mut self, idx: u32) -> &mut [u8] {
+        let pe = &self.pes[idx as usize];
+        let p = &mut self.pools[pe.pool as usize];
+        let at = pe.slot as usize * p.stride as usize;
+        let len = crate::tlv_len(&p.enc[at..]);
+        &mut p.enc[at..at + len]
+    }
+
+    /// Stores `bytes` (a padded Pool Element parameter) in `slot` of `pool`,
+    /// widening every slot first if they are too narrow for it.
+    fn put_bytes(&mut self, pool: u32, slot: usize, bytes: &[u8]) {
+        let p = &mut self.pools[pool as usize];
+        if bytes.len() > p.stride as usize {
+            let old = p.stride as usize;
+            let new = bytes.len();
+            let mut enc = Vec::with_capacity(p.members.len() * new);
+            for s in 0..p.members.len() {
+                let from = p.enc.get(s * old..(s + 1) * old).unwrap_or(&[]);
+                enc.extend_from_slice(from);
+                enc.resize((s + 1) * new, 0);
+            }
+            p.enc = enc;
+            p.stride = new as u32;
+        }
+        let stride = p.stride as usize;
+        let end = (slot + 1) * stride;
+        if p.enc.len() < end {
+            if p.enc.capacity() < end {
+                // Grow by an eighth (at least one slot): little slack in big
+                // pools, no doubling.
+                p.enc
+                    .reserve_exact((end - p.enc.len()).max(p.enc.len() / 8));
+            }
+            p.enc.resize(end, 0);
+        }
+        let at = slot * stride;
+        p.enc[at..at + bytes.len()].copy_from_slice(bytes);
+        p.enc[at + bytes.len()..end].fill(0);
+    }
+
+    /// Replaces a PE's bytes (re-registration, update from a peer).
+    pub(crate) fn set_bytes(&mut self, idx: u32, bytes: &[u8]) {
+        let (pool, slot) = (
+            self.pes[idx as usize].pool,
+            self.pes[idx as usize].slot as usize,
+        );
+        self.put_bytes(pool, slot, bytes);
+    }
+
+    /// Adds a new PE (not yet in the pool) with its encoded bytes and links
+    /// it into selection.
+    pub(crate) fn insert_pe(&mut self, mut pe: Pe, vals: [u32; 4], bytes: &[u8]) -> u32 {
         let pool = pe.pool;
         let round = self.current_round(pool);
+        let seq = self.take_seq(pool);
         let p = &mut self.pools[pool as usize];
-        pe.st = p.kind.init(vals, p.next_seq, round);
+        pe.st = p.kind.init(vals, seq, round);
         p.kind.on_linked(&mut pe.st, self.compat);
-        p.next_seq += 1;
         pe.slot = p.members.len() as u32;
         let id = pe.id;
         let idx = match self.free_pes.pop() {
             Some(i) => {
-                pe.stamp = self.pes[i as usize].stamp.wrapping_add(1);
                 self.pes[i as usize] = pe;
                 i
             }
             None => {
+                if self.pes.len() == self.pes.capacity() {
+                    // Grow by an eighth, not by doubling: the slab is the
+                    // largest structure and doubling would waste up to half.
+                    self.pes.reserve_exact((self.pes.len() / 8).max(64));
+                }
                 self.pes.push(pe);
                 (self.pes.len() - 1) as u32
             }
         };
-        self.pools[pool as usize].members.push(idx);
-        self.pe_index.insert((pool, id), idx);
+        let members = &mut self.pools[pool as usize].members;
+        if members.len() == members.capacity() && members.len() < SMALL_POOL {
+            // Small pools are common: grow one by one at first.
+            members.reserve_exact(1);
+        }
+        members.push(idx);
+        let slot = members.len() - 1;
+        self.put_bytes(pool, slot, bytes);
+        let h = self.pe_hash(pool, id);
+        let Self {
+            pe_index,
+            pes,
+            hasher,
+            ..
+        } = self;
+        pe_index.insert_unique(h, idx, |&i| {
+            let pe = &pes[i as usize];
+            hasher.hash_one((u64::from(pe.pool) << 32) | u64::from(pe.id))
+        });
         self.link(idx);
         idx
     }
 
-    /// Puts a PE's current key into its pool's selection structure.
+    /// Puts a PE's current key into its pool's selection structure,
+    /// superseding any earlier entry (new stamp). When the 8-bit stamp wraps,
+    /// the pool is swept so that no entry with a reused stamp can survive.
     fn link(&mut self, idx: u32) {
-        let pe = &self.pes[idx as usize];
+        let pe = &mut self.pes[idx as usize];
         let p = &mut self.pools[pe.pool as usize];
         match &mut p.sel {
-            Selector::Ordered(o) => o.push(Entry {
-                key: p.kind.key(&pe.st),
-                seq: pe.st.seq,
-                idx,
-                stamp: pe.stamp,
-            }),
+            Selector::Ordered(o) => {
+                pe.stamp = pe.stamp.wrapping_add(1);
+                o.push(Entry::new(p.kind.key(&pe.st), pe.st.seq, idx, pe.stamp));
+                if pe.stamp == 0 {
+                    let pool = pe.pool;
+                    let Self { pes, .. } = self;
+                    o.maybe_sweep(0, |e| live(pes, pool, e));
+                }
+            }
             Selector::Weighted(f) => {
                 let w = p.kind.weight(&pe.st);
                 if pe.slot as usize == f.len() {
@@ -262,11 +452,17 @@ impl Store {
     pub(crate) fn update_values(&mut self, idx: u32, vals: [u32; 4]) {
         let pe = &mut self.pes[idx as usize];
         let kind = self.pools[pe.pool as usize].kind;
+        let old_key = kind.key(&pe.st);
         if kind.update_values(&mut pe.st, vals) {
             kind.on_linked(&mut pe.st, self.compat);
-            pe.stamp = pe.stamp.wrapping_add(1);
-            self.link(idx);
-            self.sweep(self.pes[idx as usize].pool);
+            // An ordered entry is identified by (key, seq): re-push only if the
+            // key moved, or the PE would be listed twice. Weighted pools just
+            // take the new weight.
+            let moved = kind.key(&self.pes[idx as usize].st) != old_key;
+            if moved || kind.family() == Family::Weighted {
+                self.link(idx);
+                self.sweep(self.pes[idx as usize].pool);
+            }
         }
     }
 
@@ -274,7 +470,7 @@ impl Store {
         let Self { pools, pes, .. } = self;
         let p = &mut pools[pool as usize];
         if let Selector::Ordered(o) = &mut p.sel {
-            o.maybe_sweep(p.members.len(), |e| pes[e.idx as usize].stamp == e.stamp);
+            o.maybe_sweep(p.members.len(), |e| live(pes, pool, e));
         }
     }
 
@@ -282,13 +478,21 @@ impl Store {
     /// was the last member. Returns whether the pool is gone.
     pub(crate) fn remove_pe(&mut self, idx: u32) -> bool {
         let (pool, id, slot) = {
-            let pe = &mut self.pes[idx as usize];
-            pe.stamp = pe.stamp.wrapping_add(1);
-            pe.due = Time::NEVER;
+            let pe = &self.pes[idx as usize];
             (pe.pool, pe.id, pe.slot as usize)
         };
-        self.pe_index.remove(&(pool, id));
+        let h = self.pe_hash(pool, id);
+        if let Ok(entry) = self.pe_index.find_entry(h, |&i| i == idx) {
+            entry.remove();
+        }
         let p = &mut self.pools[pool as usize];
+        let last = p.members.len() - 1;
+        let stride = p.stride as usize;
+        if slot != last {
+            p.enc
+                .copy_within(last * stride..(last + 1) * stride, slot * stride);
+        }
+        p.enc.truncate(last * stride);
         p.members.swap_remove(slot);
         if let Selector::Weighted(f) = &mut p.sel {
             let last = f.len() - 1;
@@ -299,7 +503,9 @@ impl Store {
         if let Some(&moved) = p.members.get(slot) {
             self.pes[moved as usize].slot = slot as u32;
         }
-        self.pes[idx as usize].enc = Box::default();
+        let pe = &mut self.pes[idx as usize];
+        pe.pool = NIL;
+        pe.due = crate::timer::NO_TICK;
         self.free_pes.push(idx);
         if self.pools[pool as usize].members.is_empty() {
             self.drop_pool(pool);
@@ -321,6 +527,10 @@ impl Store {
         rng: &mut impl Rng,
         out: &mut Vec<u32>,
     ) {
+        // Renumber first if this request could wrap the sequence counter.
+        if self.pools[pool as usize].next_seq > u32::MAX - max_increment.min(n) as u32 {
+            self.resequence(pool);
+        }
         let Self {
             pools,
             pes,
@@ -334,29 +544,32 @@ impl Store {
         match &mut p.sel {
             Selector::Ordered(o) => {
                 scratch.clear();
-                o.take_first(n, |e| pes[e.idx as usize].stamp == e.stamp, scratch);
+                o.take_first(n, |e| live(pes, pool, e), scratch);
+                let mut wrapped = false;
                 for (i, e) in scratch.iter().enumerate() {
-                    out.push(e.idx);
+                    out.push(e.idx());
                     if i < max_increment {
-                        let pe = &mut pes[e.idx as usize];
+                        let pe = &mut pes[e.idx() as usize];
                         kind.on_selected(&mut pe.st, p.next_seq, compat);
                         p.next_seq += 1;
                         pe.stamp = pe.stamp.wrapping_add(1);
-                        o.push(Entry {
-                            key: kind.key(&pe.st),
-                            seq: pe.st.seq,
-                            idx: e.idx,
-                            stamp: pe.stamp,
-                        });
+                        wrapped |= pe.stamp == 0;
+                        o.push(Entry::new(kind.key(&pe.st), pe.st.seq, e.idx(), pe.stamp));
                     } else {
                         o.push(*e);
                     }
                 }
+                if wrapped {
+                    o.maybe_sweep(0, |e| live(pes, pool, e));
+                }
                 if kind.0 == PolicyType::WEIGHTED_ROUND_ROBIN {
-                    Self::rebase_rounds(p, pes);
+                    Self::rebase_rounds(pool, p, pes);
                 }
             }
             Selector::Weighted(f) => {
+                // Draw without replacement: a drawn slot's weight is zeroed
+                // until the request is done. `scratch` remembers (weight as
+                // key, slot as index) to restore.
                 let start = out.len();
                 scratch.clear();
                 for _ in 0..n.min(p.members.len()) {
@@ -365,24 +578,18 @@ impl Store {
                         break;
                     }
                     let slot = f.find(rng.random_range(0..total));
-                    scratch.push(Entry {
-                        key: f.get(slot),
-                        seq: 0,
-                        idx: slot as u32,
-                        stamp: 0,
-                    });
+                    scratch.push(Entry::new(f.get(slot), 0, slot as u32, 0));
                     f.set(slot, 0);
                     out.push(p.members[slot]);
                 }
                 for (i, e) in scratch.iter().enumerate() {
-                    let pe_idx = out[start + i];
-                    let pe = &mut pes[pe_idx as usize];
+                    let pe = &mut pes[out[start + i] as usize];
                     if i < max_increment {
                         kind.on_selected(&mut pe.st, p.next_seq, compat);
                         p.next_seq += 1;
-                        f.set(e.idx as usize, kind.weight(&pe.st));
+                        f.set(e.idx() as usize, kind.weight(&pe.st));
                     } else {
-                        f.set(e.idx as usize, e.key);
+                        f.set(e.idx() as usize, e.key);
                     }
                 }
             }
@@ -392,30 +599,24 @@ impl Store {
     /// Keeps WRR round counters far from overflow: once the lowest round is
     /// past 2^31, every PE's round is lowered by it (RSPLIB resets its
     /// counters the same way).
-    fn rebase_rounds(p: &mut Pool, pes: &mut [Pe]) {
-        let Some(min) = p.members.iter().map(|&i| pes[i as usize].st.round).min() else {
+    fn rebase_rounds(pool: u32, p: &mut Pool, pes: &mut [Pe]) {
+        let Some(min) = p.members.iter().map(|&i| pes[i as usize].st.round()).min() else {
             return;
         };
         if min < 1 << 31 {
             return;
         }
         for &i in &p.members {
-            let pe = &mut pes[i as usize];
-            pe.st.round -= min;
-            pe.stamp = pe.stamp.wrapping_add(1);
+            pes[i as usize].st.c0 -= min;
         }
         let kind = p.kind;
         if let Selector::Ordered(o) = &mut p.sel {
             o.rebuild(p.members.iter().map(|&i| {
                 let pe = &pes[i as usize];
-                Entry {
-                    key: kind.key(&pe.st),
-                    seq: pe.st.seq,
-                    idx: i,
-                    stamp: pe.stamp,
-                }
+                Entry::new(kind.key(&pe.st), pe.st.seq, i, pe.stamp)
             }));
         }
+        let _ = pool;
     }
 
     /// Iterates the live PEs of a pool in member order.
@@ -433,8 +634,26 @@ impl Store {
             if self.find_pool(p.handle()) != Some(pi as u32) {
                 return Err(format!("pool {pi} not indexed"));
             }
+            if p.enc.len() != p.members.len() * p.stride as usize {
+                return Err(format!(
+                    "pool {pi}: arena of {} bytes for {} slots of {}",
+                    p.enc.len(),
+                    p.members.len(),
+                    p.stride
+                ));
+            }
             for (slot, &m) in p.members.iter().enumerate() {
                 let pe = &self.pes[m as usize];
+                let bytes = &p.enc[slot * p.stride as usize..];
+                let id = bytes
+                    .get(4..8)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                if bytes.get(..2) != Some(&[0, 0x0a][..]) || id != Some(pe.id) {
+                    return Err(format!(
+                        "pool {pi} slot {slot}: stored bytes are not PE {:#x}",
+                        pe.id
+                    ));
+                }
                 if pe.pool != pi as u32 || pe.slot as usize != slot {
                     return Err(format!(
                         "pe {m} has pool {} slot {}, expected {pi} {slot}",
@@ -457,11 +676,18 @@ impl Store {
                     }
                 }
                 Selector::Ordered(o) => {
-                    if o.len() < p.members.len() {
+                    // Exactly one live entry per member.
+                    let mut live_idx: Vec<u32> = o
+                        .entries()
+                        .filter(|e| live(&self.pes, pi as u32, e))
+                        .map(|e| e.idx())
+                        .collect();
+                    live_idx.sort_unstable();
+                    let mut members = p.members.clone();
+                    members.sort_unstable();
+                    if live_idx != members {
                         return Err(format!(
-                            "pool {pi}: heap has {} entries for {} members",
-                            o.len(),
-                            p.members.len()
+                            "pool {pi}: live heap entries {live_idx:?} != members {members:?}"
                         ));
                     }
                 }

@@ -13,6 +13,39 @@ use std::collections::BinaryHeap;
 use crate::time::Time;
 
 const SLOTS: usize = 1024;
+
+/// Wheel granularity in microseconds.
+pub(crate) const GRANULARITY_US: u64 = 10_000;
+
+/// "No timer" in a PE's 32-bit deadline.
+pub(crate) const NO_TICK: u32 = u32::MAX;
+
+/// Deadlines are kept in PE records as 32-bit tick numbers that wrap every
+/// 497 days; they are compared with wrapping arithmetic, which is exact as
+/// long as no deadline is more than 248 days away (the shard caps them well
+/// below that and re-arms when a capped deadline comes).
+pub(crate) struct Tick;
+
+impl Tick {
+    /// The tick at which a deadline `t` is reached (rounded up).
+    pub(crate) fn of(t: Time) -> u32 {
+        let tick = t.0.div_ceil(GRANULARITY_US) as u32;
+        if tick == NO_TICK {
+            tick.wrapping_add(1)
+        } else {
+            tick
+        }
+    }
+
+    /// Whether `due` has been reached at time `now`.
+    pub(crate) fn reached(due: u32, now: Time) -> bool {
+        let now_tick = (now.0 / GRANULARITY_US) as u32;
+        due != NO_TICK && now_tick.wrapping_sub(due) as i32 >= 0
+    }
+
+    /// Longest time ahead a deadline may be set (124 days).
+    pub(crate) const MAX_AHEAD_US: u64 = (1 << 30) * GRANULARITY_US;
+}
 const WORDS: usize = SLOTS / 64;
 
 /// The wheel.
