@@ -68,6 +68,22 @@ pub(crate) fn split_tlv<'a>(
     region: &'a [u8],
     field: &'static str,
 ) -> Result<Option<(Tlv<'a>, &'a [u8])>, Error> {
+    split(region, field, true)
+}
+
+/// Splits the first error cause off `region` (the value of an Operation
+/// Error). Causes share the parameter framing, but their codes are not
+/// parameter types: errors name the cause, never the parameter type that
+/// happens to have the same number (cause 0x9 is not a Pool Handle).
+pub(crate) fn split_cause(region: &[u8]) -> Result<Option<(Tlv<'_>, &[u8])>, Error> {
+    split(region, "error cause", false)
+}
+
+fn split<'a>(
+    region: &'a [u8],
+    field: &'static str,
+    name_by_type: bool,
+) -> Result<Option<(Tlv<'a>, &'a [u8])>, Error> {
     let Ok((hdr, _)) = TlvHeader::ref_from_prefix(region) else {
         // Fewer than 4 bytes left: only a final pad may remain.
         return if region.iter().all(|&b| b == 0) {
@@ -78,7 +94,7 @@ pub(crate) fn split_tlv<'a>(
     };
     let len = usize::from(hdr.len.get());
     let ty = hdr.ty.get();
-    let name = if param_type::is_known(ty) {
+    let name = if name_by_type && param_type::is_known(ty) {
         param_type::name(ty)
     } else {
         field

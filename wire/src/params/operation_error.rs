@@ -8,7 +8,7 @@ use crate::error::{Error, ErrorKind};
 use crate::params::policy::PolicyParam;
 use crate::params::transport::{Transport, is_transport};
 use crate::seq::{Seq, WireItem};
-use crate::tlv::{Reports, Tlv, split_tlv};
+use crate::tlv::{Reports, Tlv, split_cause, split_tlv};
 use crate::writer::{Encode, Writer};
 
 /// The cause-specific information of a cause.
@@ -97,7 +97,7 @@ impl Encode for Cause<'_> {
 
 impl<'a> WireItem<'a> for Cause<'a> {
     fn next_from(region: &mut &'a [u8]) -> Option<Self> {
-        let (tlv, rest) = split_tlv(region, "error cause").ok()??;
+        let (tlv, rest) = split_cause(region).ok()??;
         *region = rest;
         Cause::parse(&tlv).ok()
     }
@@ -127,7 +127,7 @@ impl<'a> OperationError<'a> {
         let region = tlv.value();
         let mut rest = region;
         let mut count = 0;
-        while let Some((cause, next)) = split_tlv(rest, "error cause")? {
+        while let Some((cause, next)) = split_cause(rest)? {
             Cause::parse(&cause)?;
             count += 1;
             rest = next;
