@@ -161,7 +161,11 @@ impl<'b> Writer<'b> {
                 return;
             }
         };
-        if declared < 4 || declared > tlv.len() || tlv.len() - declared > 3 {
+        if declared < 4
+            || declared > tlv.len()
+            || tlv.len() - declared > 3
+            || tlv[declared..].iter().any(|&b| b != 0)
+        {
             self.fail(EncodeError::InvalidValue {
                 field: "encoded parameter",
             });
@@ -271,5 +275,25 @@ mod tests {
         w.end_message(m);
         assert_eq!(w.finish().unwrap(), 12);
         assert_eq!(&buf[..12], &[6, 0, 0, 9, 0, 9, 0, 5, b'x', 0, 0, 0]);
+    }
+
+    #[test]
+    fn param_bytes_with_dirty_pad_or_bad_length_are_refused() {
+        for bad in [
+            &[0, 9, 0, 5, b'x', 1][..],
+            &[0, 9, 0, 9, b'x'],
+            &[0, 9, 0, 3],
+            &[0, 9],
+        ] {
+            let mut w = Writer::counting();
+            w.put_param_bytes(bad);
+            assert_eq!(
+                w.finish(),
+                Err(EncodeError::InvalidValue {
+                    field: "encoded parameter"
+                }),
+                "{bad:?}"
+            );
+        }
     }
 }
