@@ -55,7 +55,7 @@ fn elements<'a>(r: &mut Reader<'a, '_>) -> Result<Seq<'a, PoolElement<'a>>, Erro
     let mut end = start;
     let mut count = 0;
     while let Some(t) = r.optional(param_type::POOL_ELEMENT)? {
-        PoolElement::parse(&t, r.reports())?;
+        PoolElement::parse(&t, r.mode())?;
         count += 1;
         end = r.remaining();
     }
@@ -279,7 +279,7 @@ impl<'a> AsapMessage<'a> {
             AsapType::Registration => {
                 let pool_handle = pool_handle(&mut r)?;
                 let t = r.expect(param_type::POOL_ELEMENT, "Pool Element")?;
-                let element = PoolElement::parse(&t, r.reports())?;
+                let element = PoolElement::parse(&t, r.mode())?;
                 Self::Registration(Registration {
                     pool_handle,
                     element,
@@ -343,7 +343,7 @@ impl<'a> AsapMessage<'a> {
                 while let Some(t) = r.optional_if(|t| {
                     t == param_type::SCTP_TRANSPORT || t == param_type::TCP_TRANSPORT
                 })? {
-                    Transport::parse(&t, r.reports())?;
+                    Transport::parse(&t, r.mode())?;
                     count += 1;
                     end = r.remaining();
                 }

@@ -11,7 +11,7 @@ use crate::params::element::{PoolElement, ServerInfo};
 use crate::params::operation_error::OperationError;
 use crate::params::simple::{PeChecksum, PoolHandle, ServerId, check_handle};
 use crate::seq::{Seq, WireItem};
-use crate::tlv::{Reader, Reports, split_tlv};
+use crate::tlv::{Reader, Reports, next_validated, split_validated};
 use crate::writer::{Encode, Writer};
 
 /// The Update Action of an ENRP_HANDLE_UPDATE.
@@ -45,16 +45,11 @@ pub struct PoolEntry<'a> {
 impl<'a> WireItem<'a> for PoolEntry<'a> {
     fn next_from(region: &mut &'a [u8]) -> Option<Self> {
         // Find the next pool handle, then take the PEs up to the next handle.
-        let pool_handle = loop {
-            let (tlv, rest) = split_tlv(region, "Pool Handle").ok()??;
-            *region = rest;
-            if tlv.ty() == param_type::POOL_HANDLE {
-                break PoolHandle::parse(&tlv).ok()?;
-            }
-        };
+        let tlv = next_validated(region, |ty| ty == param_type::POOL_HANDLE)?;
+        let pool_handle = PoolHandle::parse(&tlv).ok()?;
         let start = *region;
         let mut count = 0;
-        while let Ok(Some((tlv, rest))) = split_tlv(region, "Pool Element") {
+        while let Some((tlv, rest)) = split_validated(region) {
             if tlv.ty() == param_type::POOL_HANDLE {
                 break;
             }
@@ -290,7 +285,7 @@ impl<'a> EnrpMessage<'a> {
                     .map(|t| PeChecksum::parse(&t))
                     .transpose()?,
                 server_info: match r.optional(param_type::SERVER_INFORMATION)? {
-                    Some(t) => Some(ServerInfo::parse(&t, r.reports())?),
+                    Some(t) => Some(ServerInfo::parse(&t, r.mode())?),
                     None => None,
                 },
             }),
@@ -307,7 +302,7 @@ impl<'a> EnrpMessage<'a> {
                     PoolHandle::parse(&t)?;
                     let mut n = 0;
                     while let Some(pe) = r.optional(param_type::POOL_ELEMENT)? {
-                        PoolElement::parse(&pe, r.reports())?;
+                        PoolElement::parse(&pe, r.mode())?;
                         n += 1;
                     }
                     if n == 0 {
@@ -334,7 +329,7 @@ impl<'a> EnrpMessage<'a> {
                     receiver,
                     action,
                     pool_handle,
-                    element: PoolElement::parse(&t, r.reports())?,
+                    element: PoolElement::parse(&t, r.mode())?,
                 })
             }
             (EnrpType::ListRequest, _) => Self::ListRequest(ListRequest { sender, receiver }),
@@ -343,7 +338,7 @@ impl<'a> EnrpMessage<'a> {
                 let mut end = start;
                 let mut count = 0;
                 while let Some(t) = r.optional(param_type::SERVER_INFORMATION)? {
-                    ServerInfo::parse(&t, r.reports())?;
+                    ServerInfo::parse(&t, r.mode())?;
                     count += 1;
                     end = r.remaining();
                 }

@@ -52,6 +52,11 @@ pub struct Error {
 
 impl Error {
     /// An error about `field`, whose offending bytes are `at`.
+    ///
+    /// Cold and out of line: decoders call it only on their error paths, so
+    /// the success path stays short and branches are laid out for it.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn new(kind: ErrorKind, field: &'static str, at: &[u8]) -> Self {
         Self {
             kind,

@@ -64,51 +64,80 @@ impl<'a> Tlv<'a> {
 ///
 /// `Ok(None)` when the region is exhausted (possibly after 1-3 zero pad
 /// bytes). `field` names the container for error messages.
+#[inline(always)]
 pub(crate) fn split_tlv<'a>(
     region: &'a [u8],
     field: &'static str,
 ) -> Result<Option<(Tlv<'a>, &'a [u8])>, Error> {
-    split(region, field, true)
+    split(region, field, true, true)
 }
 
 /// Splits the first error cause off `region` (the value of an Operation
 /// Error). Causes share the parameter framing, but their codes are not
 /// parameter types: errors name the cause, never the parameter type that
 /// happens to have the same number (cause 0x9 is not a Pool Handle).
+#[inline(always)]
 pub(crate) fn split_cause(region: &[u8]) -> Result<Option<(Tlv<'_>, &[u8])>, Error> {
-    split(region, "error cause", false)
+    split(region, "error cause", false, true)
 }
 
+/// Splits the first parameter off a region that was validated when its
+/// message was parsed (the lists behind a [`crate::Seq`]). Padding is not
+/// checked again. `None` at the end, and also if the bytes do not frame
+/// (impossible for a validated region): the caller ends its sequence.
+#[inline(always)]
+pub(crate) fn split_validated(region: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
+    split(region, "parameter", true, false).ok()?
+}
+
+/// The next parameter of a validated region (see [`split_validated`]) whose
+/// type `wanted` accepts; the parameters before it are skipped. `None` at
+/// the end of the region.
+#[inline(always)]
+pub(crate) fn next_validated<'a>(
+    region: &mut &'a [u8],
+    wanted: impl Fn(u16) -> bool,
+) -> Option<Tlv<'a>> {
+    loop {
+        let (tlv, rest) = split_validated(region)?;
+        *region = rest;
+        if wanted(tlv.ty) {
+            return Some(tlv);
+        }
+    }
+}
+
+/// The one TLV splitter. Inlined into every caller: it is small, it runs for
+/// every parameter, and its result (a `Tlv`, the rest and an `Error`) is
+/// too big to pass through memory cheaply. Errors are built out of line.
+///
+/// `name_by_type`: name a known parameter type in errors (false for causes).
+/// `validate`: check the padding bytes (false when re-reading a region that
+/// was checked before); lengths are always checked, so slicing never panics.
+#[inline(always)]
 fn split<'a>(
     region: &'a [u8],
     field: &'static str,
     name_by_type: bool,
+    validate: bool,
 ) -> Result<Option<(Tlv<'a>, &'a [u8])>, Error> {
     let Ok((hdr, _)) = TlvHeader::ref_from_prefix(region) else {
         // Fewer than 4 bytes left: only a final pad may remain.
-        return if region.iter().all(|&b| b == 0) {
-            Ok(None)
-        } else {
-            Err(Error::new(ErrorKind::BadPadding, field, region))
-        };
+        if validate && region.iter().any(|&b| b != 0) {
+            return Err(bad_tail(region, field));
+        }
+        return Ok(None);
     };
     let len = usize::from(hdr.len.get());
     let ty = hdr.ty.get();
-    let name = if name_by_type && param_type::is_known(ty) {
-        param_type::name(ty)
-    } else {
-        field
-    };
-    if len < 4 {
-        return Err(Error::new(ErrorKind::BadLength, name, region));
-    }
-    let Some(raw) = region.get(..len) else {
-        return Err(Error::new(ErrorKind::Truncated, name, region));
+    let raw = match region.get(..len) {
+        Some(raw) if len >= 4 => raw,
+        _ => return Err(bad_length(region, ty, len, field, name_by_type)),
     };
     let padded = pad4(len).min(region.len());
     let (taken, rest) = region.split_at(padded);
-    if taken[len..].iter().any(|&b| b != 0) {
-        return Err(Error::new(ErrorKind::BadPadding, name, taken));
+    if validate && taken[len..].iter().any(|&b| b != 0) {
+        return Err(bad_pad(taken, ty, field, name_by_type));
     }
     Ok(Some((
         Tlv {
@@ -118,6 +147,80 @@ fn split<'a>(
         },
         rest,
     )))
+}
+
+/// The name errors give a parameter of type `ty` found in `field`: the
+/// parameter's own name if its type is known, else the container's. Only
+/// errors need it, so it is worked out on their (cold) path.
+fn error_name(ty: u16, field: &'static str, name_by_type: bool) -> &'static str {
+    if name_by_type && param_type::is_known(ty) {
+        param_type::name(ty)
+    } else {
+        field
+    }
+}
+
+/// 1-3 bytes left at the end of a region that are not a zero pad.
+#[cold]
+#[inline(never)]
+fn bad_tail(region: &[u8], field: &'static str) -> Error {
+    Error::new(ErrorKind::BadPadding, field, region)
+}
+
+/// A parameter length below 4 or past the end of its region.
+#[cold]
+#[inline(never)]
+fn bad_length(
+    region: &[u8],
+    ty: u16,
+    len: usize,
+    field: &'static str,
+    name_by_type: bool,
+) -> Error {
+    let kind = if len < 4 {
+        ErrorKind::BadLength
+    } else {
+        ErrorKind::Truncated
+    };
+    Error::new(kind, error_name(ty, field, name_by_type), region)
+}
+
+/// Non-zero bytes in a parameter's padding.
+#[cold]
+#[inline(never)]
+fn bad_pad(taken: &[u8], ty: u16, field: &'static str, name_by_type: bool) -> Error {
+    Error::new(
+        ErrorKind::BadPadding,
+        error_name(ty, field, name_by_type),
+        taken,
+    )
+}
+
+/// A known parameter where the reader expected another one or none. (Cold
+/// helpers take the parameter's parts, not `&Tlv`: a reference would make
+/// the caller keep the `Tlv` in memory on its hot path too.)
+#[cold]
+#[inline(never)]
+fn misplaced(ty: u16, raw: &[u8]) -> Error {
+    Error::new(ErrorKind::Misplaced, param_type::name(ty), raw)
+}
+
+/// A mandatory parameter that is absent; `rest` is what was left instead.
+#[cold]
+#[inline(never)]
+fn missing(field: &'static str, rest: &[u8]) -> Error {
+    Error::new(ErrorKind::Missing, field, rest)
+}
+
+/// An unknown parameter whose action bits say stop.
+#[cold]
+#[inline(never)]
+fn unrecognized(action: UnrecognizedAction, raw: &[u8]) -> Error {
+    Error::new(
+        ErrorKind::UnrecognizedParameter(action),
+        "unrecognized parameter",
+        raw,
+    )
 }
 
 /// An iterator over the parameters of a region. Stops after the first error.
@@ -209,114 +312,154 @@ impl<'a> Reports<'a> {
     }
 }
 
+/// How a [`Reader`] treats the bytes: the parsers are written once, generic
+/// over the mode, and run either to validate received bytes or to re-read a
+/// region they validated before (iterating a [`crate::Seq`]).
+pub(crate) trait Mode<'a> {
+    /// Whether to check everything. When false, the bytes were validated
+    /// before: padding, the action bits of unknown parameters and trailing
+    /// parameters are not looked at again (lengths still are: no slicing can
+    /// panic, a re-read of bad bytes ends in an error instead).
+    const VALIDATE: bool;
+
+    /// Records an unknown parameter whose action bits say "skip and report".
+    fn report(&mut self, raw: &'a [u8]);
+}
+
+/// Validating: reportable parameters are collected.
+impl<'a> Mode<'a> for Reports<'a> {
+    const VALIDATE: bool = true;
+
+    #[inline(always)]
+    fn report(&mut self, raw: &'a [u8]) {
+        self.push(raw);
+    }
+}
+
+/// Re-reading a region the message parser validated (see [`Mode`]).
+#[derive(Debug)]
+pub(crate) struct Revisit;
+
+impl<'a> Mode<'a> for Revisit {
+    const VALIDATE: bool = false;
+
+    #[inline(always)]
+    fn report(&mut self, _raw: &'a [u8]) {}
+}
+
 /// Reads the parameters of one region in order, applying the unknown-type
 /// rules (RFC 5354 §3) so the parsers only ever see known types.
-pub(crate) struct Reader<'a, 'r> {
+///
+/// The only state is the unread part of the region. Looking at the next
+/// known parameter consumes the unknown ones before it (they are reported
+/// once), but not the parameter itself: when a parser does not take it, the
+/// next look splits it again. That happens only where an optional parameter
+/// is absent, mostly at the end of a region, and is cheaper than carrying a
+/// look-ahead around.
+///
+/// Every method is `#[inline(always)]`: they are a few instructions each
+/// around [`split`], and out of line they spent most of a decode moving
+/// `Result<Option<Tlv>, Error>` values through memory.
+pub(crate) struct Reader<'a, 'r, M = Reports<'a>> {
     rest: &'a [u8],
-    peeked: Option<(Tlv<'a>, &'a [u8])>,
-    reports: &'r mut Reports<'a>,
+    mode: &'r mut M,
     field: &'static str,
 }
 
-impl<'a, 'r> Reader<'a, 'r> {
-    pub(crate) fn new(region: &'a [u8], field: &'static str, reports: &'r mut Reports<'a>) -> Self {
+impl<'a, 'r, M: Mode<'a>> Reader<'a, 'r, M> {
+    #[inline(always)]
+    pub(crate) fn new(region: &'a [u8], field: &'static str, mode: &'r mut M) -> Self {
         Self {
             rest: region,
-            peeked: None,
-            reports,
+            mode,
             field,
         }
     }
 
-    /// The report list nested parsers add to.
-    pub(crate) fn reports(&mut self) -> &mut Reports<'a> {
-        self.reports
+    /// The mode nested parsers read with (when validating: the report list
+    /// they add to).
+    #[inline(always)]
+    pub(crate) fn mode(&mut self) -> &mut M {
+        self.mode
     }
 
-    /// The bytes not yet consumed, including a peeked parameter.
+    /// The bytes not yet consumed: from the next known parameter on once
+    /// the reader has looked at it, else from the end of the last one taken.
+    #[inline(always)]
     pub(crate) fn remaining(&self) -> &'a [u8] {
-        match self.peeked {
-            Some((_, before)) => before,
-            None => self.rest,
-        }
+        self.rest
     }
 
-    /// The next parameter of a known type, skipping (and recording) unknown
-    /// ones whose action bits allow it.
-    pub(crate) fn peek(&mut self) -> Result<Option<Tlv<'a>>, Error> {
-        if let Some((tlv, _)) = self.peeked {
-            return Ok(Some(tlv));
-        }
+    /// The next parameter of a known type and the bytes after it, skipping
+    /// (and recording) unknown ones whose action bits allow it.
+    #[inline(always)]
+    pub(crate) fn peek(&mut self) -> Result<Option<(Tlv<'a>, &'a [u8])>, Error> {
         loop {
-            let before = self.rest;
-            let Some((tlv, rest)) = split_tlv(before, self.field)? else {
+            let Some((tlv, after)) = split(self.rest, self.field, true, M::VALIDATE)? else {
                 return Ok(None);
             };
-            self.rest = rest;
             if param_type::is_known(tlv.ty) {
-                self.peeked = Some((tlv, before));
-                return Ok(Some(tlv));
+                return Ok(Some((tlv, after)));
             }
-            let action = tlv.action();
-            if action.reports() && !action.stops() {
-                self.reports.push(tlv.raw);
-            }
-            if action.stops() {
-                return Err(Error::new(
-                    ErrorKind::UnrecognizedParameter(action),
-                    "unrecognized parameter",
-                    tlv.raw,
-                ));
+            self.rest = after;
+            // A validated region holds only unknown parameters that may be
+            // skipped (and were reported when it was validated).
+            if M::VALIDATE {
+                let action = tlv.action();
+                if action.stops() {
+                    return Err(unrecognized(action, tlv.raw));
+                }
+                if action.reports() {
+                    self.mode.report(tlv.raw);
+                }
             }
         }
-    }
-
-    /// Consumes the parameter returned by the last `peek`.
-    fn take(&mut self) -> Option<Tlv<'a>> {
-        self.peeked.take().map(|(tlv, _)| tlv)
     }
 
     /// The next known parameter, which must have type `ty`.
+    #[inline(always)]
     pub(crate) fn expect(&mut self, ty: u16, field: &'static str) -> Result<Tlv<'a>, Error> {
         match self.peek()? {
-            Some(tlv) if tlv.ty == ty => Ok(self.take().unwrap_or(tlv)),
-            Some(tlv) => Err(Error::new(
-                ErrorKind::Misplaced,
-                param_type::name(tlv.ty),
-                tlv.raw,
-            )),
-            None => Err(Error::new(ErrorKind::Missing, field, self.rest)),
+            Some((tlv, after)) if tlv.ty == ty => {
+                self.rest = after;
+                Ok(tlv)
+            }
+            Some((tlv, _)) => Err(misplaced(tlv.ty, tlv.raw)),
+            None => Err(missing(field, self.rest)),
         }
     }
 
     /// The next known parameter if it has type `ty`.
+    #[inline(always)]
     pub(crate) fn optional(&mut self, ty: u16) -> Result<Option<Tlv<'a>>, Error> {
-        match self.peek()? {
-            Some(tlv) if tlv.ty == ty => Ok(self.take()),
-            _ => Ok(None),
-        }
+        self.optional_if(|t| t == ty)
     }
 
     /// The next known parameter if it has one of the types accepted by `f`.
+    #[inline(always)]
     pub(crate) fn optional_if(
         &mut self,
         f: impl Fn(u16) -> bool,
     ) -> Result<Option<Tlv<'a>>, Error> {
         match self.peek()? {
-            Some(tlv) if f(tlv.ty) => Ok(self.take()),
+            Some((tlv, after)) if f(tlv.ty) => {
+                self.rest = after;
+                Ok(Some(tlv))
+            }
             _ => Ok(None),
         }
     }
 
-    /// Fails if any known parameter is left.
+    /// Fails if any known parameter is left. A validated region passed this
+    /// check before, so a re-read skips it.
+    #[inline(always)]
     pub(crate) fn finish(mut self) -> Result<(), Error> {
+        if !M::VALIDATE {
+            return Ok(());
+        }
         match self.peek()? {
             None => Ok(()),
-            Some(tlv) => Err(Error::new(
-                ErrorKind::Misplaced,
-                param_type::name(tlv.ty),
-                tlv.raw,
-            )),
+            Some((tlv, _)) => Err(misplaced(tlv.ty, tlv.raw)),
         }
     }
 }

@@ -6,10 +6,12 @@ use crate::codes::param_type;
 use crate::error::Error;
 use crate::params::simple::fixed;
 use crate::seq::WireItem;
-use crate::tlv::{Tlv, split_tlv};
+use crate::tlv::{Tlv, next_validated};
 use crate::writer::{Encode, Writer};
 
 /// Decodes an address parameter (type already known to be 0x0001 or 0x0002).
+/// Inlined like `PoolElement::parse`, whose hot path it is on.
+#[inline(always)]
 pub(crate) fn parse_address(tlv: &Tlv<'_>) -> Result<IpAddr, Error> {
     if tlv.ty() == param_type::IPV4_ADDRESS {
         Ok(IpAddr::V4(Ipv4Addr::from(*fixed::<4>(
@@ -47,12 +49,6 @@ impl Encode for IpAddr {
 
 impl<'a> WireItem<'a> for IpAddr {
     fn next_from(region: &mut &'a [u8]) -> Option<Self> {
-        loop {
-            let (tlv, rest) = split_tlv(region, "address").ok()??;
-            *region = rest;
-            if is_address(tlv.ty()) {
-                return parse_address(&tlv).ok();
-            }
-        }
+        parse_address(&next_validated(region, is_address)?).ok()
     }
 }

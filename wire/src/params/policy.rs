@@ -8,6 +8,9 @@
 
 use core::fmt;
 
+use zerocopy::FromBytes;
+use zerocopy::network_endian::U32;
+
 use crate::codes::param_type;
 use crate::error::{Error, ErrorKind};
 use crate::tlv::Tlv;
@@ -60,6 +63,14 @@ impl PolicyValues {
     }
 }
 
+/// Reads exactly `N` 32-bit fields (network order) from `bytes`; `None` if
+/// `bytes` is not `4 * N` bytes long.
+#[inline(always)]
+fn words<const N: usize>(bytes: &[u8]) -> Option<[u32; N]> {
+    let fields = <[U32; N]>::ref_from_bytes(bytes).ok()?;
+    Some(fields.map(U32::get))
+}
+
 macro_rules! policies {
     ($($(#[$m:meta])* $variant:ident = $code:literal, $cname:ident, $name:literal { $($field:ident),* };)*) => {
         /// A known selection policy with its per-PE values.
@@ -102,6 +113,17 @@ macro_rules! policies {
             pub fn values(&self) -> PolicyValues {
                 match self {
                     $(Self::$variant { $($field),* } => PolicyValues::from_slice(&[$(*$field),*]),)*
+                }
+            }
+
+            /// Decodes a policy from its type and the bytes of its fields, in
+            /// one match over the types: `None` for an unknown type,
+            /// `Some(None)` for a known one whose fields have the wrong size.
+            #[inline(always)]
+            pub(crate) fn from_wire(ty: PolicyType, fields: &[u8]) -> Option<Option<Self>> {
+                match ty.0 {
+                    $($code => Some(words(fields).map(|[$($field),*]| Self::$variant { $($field),* })),)*
+                    _ => None,
                 }
             }
 
@@ -197,6 +219,9 @@ impl<'a> PolicyParam<'a> {
         }
     }
 
+    /// Decodes a policy parameter (inlined like `PoolElement::parse`, whose
+    /// hot path it is on).
+    #[inline(always)]
     pub(crate) fn parse(tlv: &Tlv<'a>) -> Result<Self, Error> {
         const FIELD: &str = "Pool Member Selection Policy";
         let v = tlv.value();
@@ -204,22 +229,14 @@ impl<'a> PolicyParam<'a> {
             return Err(Error::new(ErrorKind::Truncated, FIELD, tlv.raw()));
         };
         let ty = PolicyType(u32::from_be_bytes(*ty));
-        let Some(names) = Policy::field_names(ty) else {
-            return Ok(Self::Unknown {
+        match Policy::from_wire(ty, rest) {
+            Some(Some(policy)) => Ok(Self::Known(policy)),
+            Some(None) => Err(Error::new(ErrorKind::BadLength, FIELD, tlv.raw())),
+            None => Ok(Self::Unknown {
                 policy_type: ty,
                 data: rest,
-            });
-        };
-        if rest.len() != names.len() * 4 {
-            return Err(Error::new(ErrorKind::BadLength, FIELD, tlv.raw()));
+            }),
         }
-        let mut vals = [0u32; 4];
-        for (slot, chunk) in vals.iter_mut().zip(rest.chunks_exact(4)) {
-            *slot = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        }
-        Policy::from_values(ty, &vals[..names.len()])
-            .map(Self::Known)
-            .ok_or_else(|| Error::new(ErrorKind::BadLength, FIELD, tlv.raw()))
     }
 }
 

@@ -10,7 +10,7 @@ use crate::codes::param_type;
 use crate::error::{EncodeError, Error, ErrorKind};
 use crate::params::address::is_address;
 use crate::seq::{Seq, WireItem};
-use crate::tlv::{Reader, Reports, Tlv, split_tlv};
+use crate::tlv::{Mode, Reader, Revisit, Tlv, next_validated};
 use crate::writer::{Encode, Writer};
 
 /// The transport protocol a transport parameter describes.
@@ -189,8 +189,10 @@ impl<'a> Transport<'a> {
         }
     }
 
-    /// Decodes a transport parameter whose type is known to be a transport.
-    pub(crate) fn parse(tlv: &Tlv<'a>, reports: &mut Reports<'a>) -> Result<Self, Error> {
+    /// Decodes a transport parameter whose type is known to be a transport
+    /// (see `PoolElement::parse` for `mode` and for why it is inlined).
+    #[inline(always)]
+    pub(crate) fn parse<M: Mode<'a>>(tlv: &Tlv<'a>, mode: &mut M) -> Result<Self, Error> {
         let Some(kind) = TransportKind::from_param_type(tlv.ty()) else {
             return Err(Error::new(ErrorKind::Misplaced, "transport", tlv.raw()));
         };
@@ -213,7 +215,7 @@ impl<'a> Transport<'a> {
                 (f.port.get(), TransportUse(f.use_or_reserved.get()), 0, rest)
             }
         };
-        let mut r = Reader::new(rest, field, reports);
+        let mut r = Reader::new(rest, field, mode);
         let mut count = 0;
         let mut end = rest;
         while let Some(a) = r.optional_if(is_address)? {
@@ -227,7 +229,8 @@ impl<'a> Transport<'a> {
             TransportKind::Sctp => count >= 1,
             _ => count == 1,
         };
-        if !ok {
+        // A transport that is re-read passed this check when it was validated.
+        if M::VALIDATE && !ok {
             return Err(Error::new(ErrorKind::InvalidValue, field, tlv.raw()));
         }
         Ok(Self {
@@ -275,12 +278,7 @@ impl Encode for Transport<'_> {
 
 impl<'a> WireItem<'a> for Transport<'a> {
     fn next_from(region: &mut &'a [u8]) -> Option<Self> {
-        loop {
-            let (tlv, rest) = split_tlv(region, "transport").ok()??;
-            *region = rest;
-            if is_transport(tlv.ty()) {
-                return Self::parse(&tlv, &mut Reports::new()).ok();
-            }
-        }
+        let tlv = next_validated(region, is_transport)?;
+        Self::parse(&tlv, &mut Revisit).ok()
     }
 }
