@@ -67,3 +67,39 @@ pub fn listener(group: SocketAddr, interface: Option<Ipv4Addr>) -> io::Result<So
     s.set_nonblocking(true)?;
     Ok(s)
 }
+
+/// IPv4 addresses of the interfaces that are up and can multicast (what an
+/// announce is sent out of, one copy per interface). Empty if none.
+pub fn ipv4_multicast_interfaces() -> Vec<Ipv4Addr> {
+    let mut out = Vec::new();
+    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `ifap` with a list we free below.
+    if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
+        return out;
+    }
+    let mut cur = ifap;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, valid until
+        // freeifaddrs; `ifa_addr` is checked for null and for AF_INET before
+        // it is read as a sockaddr_in.
+        unsafe {
+            let ifa = &*cur;
+            let flags = ifa.ifa_flags;
+            let wanted = (libc::IFF_UP | libc::IFF_MULTICAST) as libc::c_uint;
+            if !ifa.ifa_addr.is_null()
+                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
+                && flags & wanted == wanted
+            {
+                let sin = &*ifa.ifa_addr.cast::<libc::sockaddr_in>();
+                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                if !out.contains(&ip) {
+                    out.push(ip);
+                }
+            }
+            cur = ifa.ifa_next;
+        }
+    }
+    // SAFETY: `ifap` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(ifap) };
+    out
+}

@@ -313,17 +313,39 @@ pub fn send(fd: RawFd, buf: &[u8], ppid: u32) -> io::Result<usize> {
 /// blocking. Returns how many were sent (possibly fewer when the socket
 /// buffer is full; `Err(WouldBlock)` if none).
 pub fn send_batch(fd: RawFd, msgs: &[&[u8]], ppid: u32) -> io::Result<usize> {
-    const SPACE: usize = 64;
-    let n = msgs.len().min(1024);
-    let mut cmsgs = vec![[0u64; SPACE / 8]; n];
-    let mut iovs: Vec<libc::iovec> = msgs
-        .iter()
-        .take(n)
-        .map(|m| libc::iovec {
+    let iovs = msgs.iter().map(|m| libc::iovec {
+        iov_base: m.as_ptr() as *mut _,
+        iov_len: m.len(),
+    });
+    send_iovs(fd, iovs, msgs.len(), ppid)
+}
+
+/// Like [`send_batch`], for messages stored back to back in `buf` with
+/// lengths `lens` (a connection's send queue).
+pub fn send_batch_lens(fd: RawFd, buf: &[u8], lens: &[u32], ppid: u32) -> io::Result<usize> {
+    let mut at = 0usize;
+    let iovs = lens.iter().map_while(|&l| {
+        let m = buf.get(at..at + l as usize)?;
+        at += l as usize;
+        Some(libc::iovec {
             iov_base: m.as_ptr() as *mut _,
             iov_len: m.len(),
         })
-        .collect();
+    });
+    send_iovs(fd, iovs, lens.len(), ppid)
+}
+
+fn send_iovs(
+    fd: RawFd,
+    iovs: impl Iterator<Item = libc::iovec>,
+    count: usize,
+    ppid: u32,
+) -> io::Result<usize> {
+    const SPACE: usize = 64;
+    let n = count.min(1024);
+    let mut iovs: Vec<libc::iovec> = iovs.take(n).collect();
+    let n = iovs.len();
+    let mut cmsgs = vec![[0u64; SPACE / 8]; n];
     let mut hdrs: Vec<libc::mmsghdr> = Vec::with_capacity(n);
     let info = SndInfo {
         ppid: ppid.to_be(),

@@ -28,6 +28,8 @@
 //! A test with another kind of precondition (no SCTP support in the kernel, no
 //! network namespace permission, ...) calls [`skip`] with its own reason.
 
+pub mod lab;
+
 use std::ffi::OsStr;
 use std::fmt::Display;
 use std::io::Write as _;

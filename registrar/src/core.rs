@@ -1,0 +1,489 @@
+//! What one core does with ASAP messages, independent of the I/O runtime.
+//!
+//! A message is parsed on the core whose socket received it. Errors are
+//! answered there (an ASAP_ERROR with the cause the codec maps the error
+//! to). A request is then routed by its pool handle to the shard that owns
+//! the pool: the local one is called directly, a remote one gets the message
+//! through the mesh ([`crate::mesh`]) and its answer comes back the same way.
+//! Shard outputs (keep-alives, unsolicited notices, association aborts) go to
+//! the connection's core; replication events go to the replication core.
+//!
+//! The driver owns the sockets and calls: [`Core::handle_asap`] per received
+//! message, [`Core::handle_batch`] per mesh batch, [`Core::handle_timeout`]
+//! when [`Core::poll_timeout`] says, [`Core::connection_closed`], and sends
+//! what [`Core::take_batches`] returns.
+
+use std::net::IpAddr;
+
+use crossbeam::channel::Sender;
+use rserpool_shard::mesh::Route;
+use rserpool_shard::{Association, Event, Shard, Time};
+use rserpool_wire::asap::AsapError;
+use rserpool_wire::enrp::EnrpMessage;
+use rserpool_wire::{
+    AsapMessage, Cause, CauseCode, Encode, OperationError, Reports, ServerId, TransportKind,
+};
+
+use crate::mesh::{self, Batch, Record, core_of};
+use crate::metrics::CoreMetrics;
+use crate::ratelimit::Limiter;
+
+/// What a connection is, as the protocol logic needs it.
+#[derive(Debug)]
+pub struct ConnMeta {
+    /// Connection id (names its core, see [`mesh::core_of`]).
+    pub id: u64,
+    /// SCTP or TCP.
+    pub transport: TransportKind,
+    /// The peer's addresses.
+    pub addrs: Vec<IpAddr>,
+    /// The peer's port.
+    pub port: u16,
+    /// Handle-resolution rate limiter (created on first use, if limited).
+    pub hr_limit: Option<Limiter>,
+    /// Unreachable-report rate limiter.
+    pub eu_limit: Option<Limiter>,
+    /// Whether the peer has registered PEs here (then it is never closed
+    /// for idleness).
+    pub registered: bool,
+}
+
+impl ConnMeta {
+    /// A new connection's metadata.
+    pub fn new(id: u64, transport: TransportKind, addrs: Vec<IpAddr>, port: u16) -> Self {
+        Self {
+            id,
+            transport,
+            addrs,
+            port,
+            hr_limit: None,
+            eu_limit: None,
+            registered: false,
+        }
+    }
+
+    fn association(&self) -> Association<'_> {
+        Association {
+            id: self.id,
+            transport: self.transport,
+            addrs: &self.addrs,
+            port: self.port,
+        }
+    }
+}
+
+/// Where the core puts messages for its own connections.
+pub trait LocalOut {
+    /// Queue `msg` for local connection `assoc` (dropped if it is gone).
+    fn deliver(&mut self, assoc: u64, msg: &[u8]);
+    /// Abort local connection `assoc`.
+    fn abort(&mut self, assoc: u64);
+}
+
+/// Something for the replication core.
+#[derive(Debug)]
+pub enum ToReplication {
+    /// A shard's replication event.
+    Shard(Event),
+}
+
+/// Limits the core enforces.
+#[derive(Clone, Debug)]
+pub struct CoreLimits {
+    /// HR per second per association and pool.
+    pub max_hr_rate: Option<f64>,
+    /// EU per second per association and pool.
+    pub max_eu_rate: Option<f64>,
+}
+
+/// One core's protocol state.
+pub struct Core {
+    index: usize,
+    shards: usize,
+    shard: Option<Shard>,
+    batches: Vec<Batch>,
+    repl: Option<Sender<ToReplication>>,
+    limits: CoreLimits,
+    metrics: std::sync::Arc<CoreMetrics>,
+    scratch: Vec<u8>,
+    addrs: Vec<IpAddr>,
+    transmits: Vec<(u64, usize, usize)>,
+    events: Vec<Event>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("index", &self.index)
+            .field("shards", &self.shards)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// Core `index` of a layout with `shards` shards and `cores` cores in all
+    /// (the replication core is index `shards`). `shard` is this core's
+    /// shard if it is a shard core.
+    pub fn new(
+        index: usize,
+        shards: usize,
+        cores: usize,
+        shard: Option<Shard>,
+        repl: Option<Sender<ToReplication>>,
+        limits: CoreLimits,
+        metrics: std::sync::Arc<CoreMetrics>,
+    ) -> Self {
+        Self {
+            index,
+            shards,
+            shard,
+            batches: (0..cores).map(|_| Batch::default()).collect(),
+            repl,
+            limits,
+            metrics,
+            scratch: Vec::with_capacity(4096),
+            addrs: Vec::new(),
+            transmits: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// This core's shard, if any.
+    pub fn shard(&self) -> Option<&Shard> {
+        self.shard.as_ref()
+    }
+
+    fn send(&mut self, assoc: u64, msg: &[u8], out: &mut impl LocalOut) {
+        let core = core_of(assoc);
+        if core == self.index {
+            out.deliver(assoc, msg);
+        } else if let Some(b) = self.batches.get_mut(core) {
+            b.reply(assoc, msg);
+        }
+    }
+
+    fn abort(&mut self, assoc: u64, out: &mut impl LocalOut) {
+        let core = core_of(assoc);
+        if core == self.index {
+            out.abort(assoc);
+        } else if let Some(b) = self.batches.get_mut(core) {
+            b.abort(assoc);
+        }
+    }
+
+    /// Answers a message that could not be decoded, if the RFC asks for a
+    /// report (cause 0x1, 0x2, 0x3 with the offending bytes).
+    fn report_error(
+        &mut self,
+        conn: &ConnMeta,
+        bytes: &[u8],
+        err: &rserpool_wire::Error,
+        out: &mut impl LocalOut,
+    ) {
+        self.metrics.errors.inc();
+        let Some(code) = err.cause() else { return };
+        let info = err.offending(bytes).unwrap_or(&[]);
+        // Keep the report within one message.
+        let info = &info[..info.len().min(60_000)];
+        let causes = [Cause::with_bytes(code, info)];
+        let msg = AsapMessage::Error(AsapError {
+            error: OperationError::new(&causes),
+        });
+        self.scratch.clear();
+        push(&mut self.scratch, &msg);
+        let reply = std::mem::take(&mut self.scratch);
+        self.send(conn.id, &reply, out);
+        self.scratch = reply;
+    }
+
+    /// One ASAP message from a connection of this core.
+    pub fn handle_asap(
+        &mut self,
+        now: Time,
+        conn: &mut ConnMeta,
+        bytes: &[u8],
+        out: &mut impl LocalOut,
+    ) {
+        self.metrics.received.inc();
+        let mut reports = Reports::new();
+        let msg = match AsapMessage::parse_reporting(bytes, &mut reports) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(conn = conn.id, error = %e, "malformed ASAP message");
+                return self.report_error(conn, bytes, &e, out);
+            }
+        };
+        if !reports.is_empty() {
+            // "Skip and report" parameters: the message is processed, the
+            // sender is told (one cause 0x1 per parameter).
+            let causes: Vec<Cause<'_>> = reports
+                .iter()
+                .map(|p| Cause::with_bytes(CauseCode::UNRECOGNIZED_PARAMETER, p))
+                .collect();
+            let m = AsapMessage::Error(AsapError {
+                error: OperationError::new(&causes),
+            });
+            let mut buf = Vec::new();
+            push(&mut buf, &m);
+            self.send(conn.id, &buf, out);
+        }
+        let handle = match &msg {
+            AsapMessage::Registration(r) => {
+                conn.registered = true;
+                r.pool_handle
+            }
+            AsapMessage::Deregistration(d) => d.pool_handle,
+            AsapMessage::HandleResolution(h) => {
+                if let Some(max) = self.limits.max_hr_rate {
+                    let ok = conn.hr_limit.get_or_insert_with(Limiter::default).allow(
+                        h.pool_handle.as_bytes(),
+                        now.0,
+                        max,
+                    );
+                    if !ok {
+                        // RSPLIB answers like an unknown pool; so do we.
+                        self.metrics.rate_limited.inc();
+                        return self.unknown_pool(conn.id, h.pool_handle, out);
+                    }
+                }
+                h.pool_handle
+            }
+            AsapMessage::EndpointKeepAliveAck(a) => a.pool_handle,
+            AsapMessage::EndpointUnreachable(u) => {
+                if let Some(max) = self.limits.max_eu_rate {
+                    let ok = conn.eu_limit.get_or_insert_with(Limiter::default).allow(
+                        u.pool_handle.as_bytes(),
+                        now.0,
+                        max,
+                    );
+                    if !ok {
+                        self.metrics.rate_limited.inc();
+                        return;
+                    }
+                }
+                u.pool_handle
+            }
+            AsapMessage::Error(e) => {
+                tracing::info!(conn = conn.id, cause = ?e.error.first_code(), "ASAP_ERROR from peer");
+                return;
+            }
+            other => {
+                // Messages a registrar does not take (cookies, business
+                // cards, responses, announces): ignored.
+                tracing::debug!(conn = conn.id, ty = %other.message_type(), "message not for a registrar");
+                self.metrics.ignored.inc();
+                return;
+            }
+        };
+        match rserpool_shard::mesh::route_pool(handle.as_bytes(), self.shards) {
+            Route::Shard(s) if s == self.index => {
+                self.run_local(now, &conn.association(), &msg, out)
+            }
+            Route::Shard(s) => {
+                self.metrics.forwarded.inc();
+                if let Some(b) = self.batches.get_mut(s) {
+                    b.request(conn.id, conn.transport, conn.port, &conn.addrs, bytes);
+                }
+            }
+            Route::All => {}
+        }
+    }
+
+    fn unknown_pool(
+        &mut self,
+        assoc: u64,
+        handle: rserpool_wire::PoolHandle<'_>,
+        out: &mut impl LocalOut,
+    ) {
+        let causes = [Cause::new(CauseCode::UNKNOWN_POOL_HANDLE)];
+        let m =
+            AsapMessage::HandleResolutionResponse(rserpool_wire::asap::HandleResolutionResponse {
+                accept: false,
+                pool_handle: handle,
+                policy: None,
+                elements: rserpool_wire::Seq::empty(),
+                error: Some(OperationError::new(&causes)),
+            });
+        self.scratch.clear();
+        push(&mut self.scratch, &m);
+        let reply = std::mem::take(&mut self.scratch);
+        self.send(assoc, &reply, out);
+        self.scratch = reply;
+    }
+
+    /// Runs a request against this core's shard and sends the answer.
+    fn run_local(
+        &mut self,
+        now: Time,
+        from: &Association<'_>,
+        msg: &AsapMessage<'_>,
+        out: &mut impl LocalOut,
+    ) {
+        let Some(shard) = self.shard.as_mut() else {
+            return;
+        };
+        let mut reply = std::mem::take(&mut self.scratch);
+        reply.clear();
+        match msg {
+            AsapMessage::Registration(r) => {
+                self.metrics.registrations.inc();
+                shard.handle_registration(now, from, r, &mut reply);
+            }
+            AsapMessage::Deregistration(d) => {
+                self.metrics.deregistrations.inc();
+                shard.handle_deregistration(now, from, d, &mut reply);
+            }
+            AsapMessage::HandleResolution(h) => {
+                self.metrics.resolutions.inc();
+                shard.handle_resolution(now, h, &mut reply);
+            }
+            AsapMessage::EndpointKeepAliveAck(a) => shard.handle_keep_alive_ack(now, from, a),
+            AsapMessage::EndpointUnreachable(u) => {
+                self.metrics.unreachable.inc();
+                shard.handle_unreachable(now, u);
+            }
+            _ => {}
+        }
+        if !reply.is_empty() {
+            self.send(from.id, &reply, out);
+        }
+        self.scratch = reply;
+        self.drain_shard(out);
+    }
+
+    /// Sends what the shard produced on its own.
+    fn drain_shard(&mut self, out: &mut impl LocalOut) {
+        let Some(shard) = self.shard.as_mut() else {
+            return;
+        };
+        let mut pending = std::mem::take(&mut self.scratch);
+        let mut transmits = std::mem::take(&mut self.transmits);
+        let mut events = std::mem::take(&mut self.events);
+        pending.clear();
+        while let Some(t) = shard.poll_transmit() {
+            transmits.push((t.to, pending.len(), t.bytes.len()));
+            pending.extend_from_slice(t.bytes);
+        }
+        events.extend(std::iter::from_fn(|| shard.poll_event()));
+        for (to, start, len) in transmits.drain(..) {
+            self.metrics.keep_alives.inc();
+            self.send(to, &pending[start..start + len], out);
+        }
+        for e in events.drain(..) {
+            match e {
+                Event::AbortAssociation(a) => self.abort(a, out),
+                other => {
+                    if let Some(tx) = &self.repl {
+                        if tx.try_send(ToReplication::Shard(other)).is_err() {
+                            self.metrics.replication_dropped.inc();
+                        }
+                    }
+                }
+            }
+        }
+        self.scratch = pending;
+        self.transmits = transmits;
+        self.events = events;
+    }
+
+    /// A batch of records from another core.
+    pub fn handle_batch(&mut self, now: Time, batch: &[u8], out: &mut impl LocalOut) {
+        let mut addrs = std::mem::take(&mut self.addrs);
+        for rec in mesh::Records::new(batch) {
+            match rec {
+                Record::Request {
+                    assoc,
+                    transport,
+                    port,
+                    addrs: enc,
+                    msg,
+                } => {
+                    mesh::addrs(enc, &mut addrs);
+                    // Validated on the receiving core already.
+                    if let Ok(m) = AsapMessage::parse(msg) {
+                        let from = Association {
+                            id: assoc,
+                            transport,
+                            addrs: &addrs,
+                            port,
+                        };
+                        self.run_local(now, &from, &m, out);
+                    }
+                }
+                Record::Reply { assoc, msg } => out.deliver(assoc, msg),
+                Record::Lost { assoc } => {
+                    if let Some(s) = self.shard.as_mut() {
+                        s.handle_association_lost(now, assoc);
+                    }
+                    self.drain_shard(out);
+                }
+                Record::Abort { assoc } => out.abort(assoc),
+                Record::Enrp { peer, msg } => {
+                    if let (Some(s), Ok(EnrpMessage::HandleUpdate(u))) =
+                        (self.shard.as_mut(), EnrpMessage::parse(msg))
+                    {
+                        s.apply_update(now, ServerId(peer), &u);
+                    }
+                    self.drain_shard(out);
+                }
+            }
+        }
+        self.addrs = addrs;
+    }
+
+    /// Connection `assoc` of this core closed: its PEs leave every shard.
+    pub fn connection_closed(
+        &mut self,
+        now: Time,
+        assoc: u64,
+        registered: bool,
+        out: &mut impl LocalOut,
+    ) {
+        if !registered {
+            return;
+        }
+        if let Some(s) = self.shard.as_mut() {
+            s.handle_association_lost(now, assoc);
+        }
+        for (i, b) in self.batches.iter_mut().enumerate().take(self.shards) {
+            if i != self.index {
+                b.lost(assoc);
+            }
+        }
+        self.drain_shard(out);
+    }
+
+    /// Runs due shard timers.
+    pub fn handle_timeout(&mut self, now: Time, out: &mut impl LocalOut) {
+        loop {
+            let more = self.shard.as_mut().is_some_and(|s| s.handle_timeout(now));
+            self.drain_shard(out);
+            if !more {
+                break;
+            }
+        }
+    }
+
+    /// When [`Core::handle_timeout`] should run next.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.shard.as_ref().and_then(Shard::poll_timeout)
+    }
+
+    /// The batches built since the last call, by destination core.
+    pub fn take_batches(&mut self) -> impl Iterator<Item = (usize, Vec<u8>)> + '_ {
+        self.batches
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(i, b)| (i, std::mem::take(&mut b.buf)))
+    }
+}
+
+fn push(out: &mut Vec<u8>, m: &impl Encode) {
+    let start = out.len();
+    out.resize(start + m.encoded_len(), 0);
+    match m.encode(&mut out[start..]) {
+        Ok(n) => out.truncate(start + n),
+        Err(_) => out.truncate(start),
+    }
+}

@@ -1,0 +1,696 @@
+//! The default driver: one mio (epoll) loop per core.
+//!
+//! Per wake-up: accept everything pending; read every readable connection
+//! until it would block (TCP: whole buffers, many frames per `read`; SCTP:
+//! `recvmmsg` batches), handing each message to the core; run due timers;
+//! deliver the core's outputs into per-connection send queues; send the mesh
+//! batches; then write each connection with queued data once (`write`,
+//! `sendmmsg`). A connection whose send queue passes the limit is not read
+//! until it drains, so a slow reader cannot grow memory or stall others.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use rserpool_net::sctp;
+use rserpool_shard::Time;
+use rserpool_wire::{TransportKind, consts::ASAP_PPID, frame_len};
+
+use super::CoreSetup;
+use crate::core::{ConnMeta, LocalOut};
+use crate::mesh::{make_assoc, slot_of};
+
+const WAKE: Token = Token(0);
+const FIRST_LISTENER: usize = 1;
+const FIRST_CONN: usize = 1 << 16;
+/// Bytes read from one connection per wake-up before others get their turn.
+const READ_BUDGET: usize = 256 * 1024;
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+enum Sock {
+    Tcp(TcpStream),
+    Sctp(socket2::Socket),
+}
+
+struct Conn {
+    meta: ConnMeta,
+    sock: Sock,
+    /// TCP: bytes read, not yet framed. SCTP: a message arriving in pieces.
+    rbuf: Vec<u8>,
+    /// Queued output: TCP bytes, or SCTP messages back to back.
+    out: Vec<u8>,
+    /// SCTP: lengths of the queued messages.
+    out_lens: VecDeque<u32>,
+    /// TCP: bytes of `out` already written.
+    out_pos: usize,
+    last_active: Instant,
+    paused: bool,
+    close: Option<Close>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Close {
+    Graceful,
+    Abort,
+}
+
+impl Conn {
+    fn queued(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+}
+
+/// Replies produced while handling input, applied to connections afterwards
+/// (the core may answer any connection, including the one being read).
+#[derive(Default)]
+struct Pending {
+    data: Vec<u8>,
+    items: Vec<(u64, u32, u32)>,
+    aborts: Vec<u64>,
+}
+
+impl LocalOut for Pending {
+    fn deliver(&mut self, assoc: u64, msg: &[u8]) {
+        self.items
+            .push((assoc, self.data.len() as u32, msg.len() as u32));
+        self.data.extend_from_slice(msg);
+    }
+
+    fn abort(&mut self, assoc: u64) {
+        self.aborts.push(assoc);
+    }
+}
+
+struct Loop {
+    setup: CoreSetup,
+    poll: Poll,
+    conns: Vec<Option<Conn>>,
+    gens: Vec<u32>,
+    free: Vec<u32>,
+    open: usize,
+    dirty: Vec<u32>,
+    again: Vec<u32>,
+    /// Slots marked for closing, reaped at the end of the wake-up.
+    closing: Vec<u32>,
+    pending: Pending,
+    recv: sctp::RecvBatch,
+    tcp: Vec<TcpListener>,
+    messages: u64,
+}
+
+fn now(start: Instant) -> Time {
+    Time(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Runs one core until shutdown. `poll` must be the one whose waker was
+/// handed out for this core.
+pub fn run(setup: CoreSetup, poll: Poll) -> io::Result<()> {
+    let mut tcp = Vec::new();
+    for l in &setup.tcp {
+        tcp.push(TcpListener::from_std(l.try_clone()?));
+    }
+    let mut lp = Loop {
+        poll,
+        conns: Vec::new(),
+        gens: Vec::new(),
+        free: Vec::new(),
+        open: 0,
+        dirty: Vec::new(),
+        again: Vec::new(),
+        closing: Vec::new(),
+        pending: Pending::default(),
+        recv: sctp::RecvBatch::new(64, 4096),
+        tcp,
+        messages: 0,
+        setup,
+    };
+    lp.run()
+}
+
+/// The waker of a core's poll.
+pub fn waker(poll: &Poll) -> io::Result<Waker> {
+    Waker::new(poll.registry(), WAKE)
+}
+
+impl Loop {
+    fn run(&mut self) -> io::Result<()> {
+        for (i, l) in self.tcp.iter_mut().enumerate() {
+            self.poll
+                .registry()
+                .register(l, Token(FIRST_LISTENER + i), Interest::READABLE)?;
+        }
+        let n_tcp = self.tcp.len();
+        for (i, l) in self.setup.sctp.iter().enumerate() {
+            self.poll.registry().register(
+                &mut SourceFd(&l.as_raw_fd()),
+                Token(FIRST_LISTENER + n_tcp + i),
+                Interest::READABLE,
+            )?;
+        }
+        let mut events = Events::with_capacity(1024);
+        let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
+        while !self.setup.shutdown.load(Ordering::Relaxed) {
+            let t = now(self.setup.start);
+            let mut timeout = next_housekeeping.saturating_duration_since(Instant::now());
+            if let Some(due) = self.setup.core.poll_timeout() {
+                timeout = timeout.min(Duration::from_micros(due.0.saturating_sub(t.0)));
+            }
+            if !self.again.is_empty() {
+                timeout = Duration::ZERO;
+            }
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            self.setup.metrics.wakeups.inc();
+            let woke = Instant::now();
+            let t = now(self.setup.start);
+            self.messages = 0;
+            for ev in &events {
+                match ev.token() {
+                    WAKE => self.drain_inbox(t),
+                    Token(i) if i < FIRST_CONN => self.accept(i - FIRST_LISTENER),
+                    Token(i) => {
+                        let slot = (i - FIRST_CONN) as u32;
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.read(slot, t);
+                        }
+                        if ev.is_writable() {
+                            self.dirty.push(slot);
+                        }
+                    }
+                }
+            }
+            for slot in std::mem::take(&mut self.again) {
+                self.read(slot, t);
+            }
+            // The waker may have been missed if a batch arrived meanwhile.
+            self.drain_inbox(t);
+            if self.setup.core.poll_timeout().is_some_and(|d| d <= t) {
+                self.setup.core.handle_timeout(t, &mut self.pending);
+                self.apply_pending();
+            }
+            if Instant::now() >= next_housekeeping {
+                self.housekeeping(t);
+                next_housekeeping = Instant::now() + HOUSEKEEPING;
+            }
+            self.send_batches();
+            self.flush();
+            self.reap(t);
+            if self.messages > 0 {
+                let ns = u64::try_from(woke.elapsed().as_nanos())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
+                if let Ok(mut h) = self.setup.metrics.latency.lock() {
+                    let _ = h.record_n(ns, self.messages);
+                }
+            }
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    fn drain_inbox(&mut self, t: Time) {
+        while let Ok(batch) = self.setup.inbox.try_recv() {
+            self.setup.core.handle_batch(t, &batch, &mut self.pending);
+            self.apply_pending();
+        }
+    }
+
+    fn accept(&mut self, listener: usize) {
+        loop {
+            let n_tcp = self.tcp.len();
+            let accepted = if listener < n_tcp {
+                match self.tcp[listener].accept() {
+                    Ok((s, peer)) => {
+                        s.set_nodelay(true).ok();
+                        Some((
+                            Sock::Tcp(s),
+                            TransportKind::Tcp,
+                            vec![peer.ip()],
+                            peer.port(),
+                        ))
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept (TCP)");
+                        None
+                    }
+                }
+            } else {
+                match self.setup.sctp[listener - n_tcp].accept() {
+                    Ok((s, peer)) => {
+                        let fd = s.as_raw_fd();
+                        let ok = s
+                            .set_nonblocking(true)
+                            .and_then(|()| sctp::configure(fd, ASAP_PPID));
+                        let port = peer.as_socket().map_or(0, |a| a.port());
+                        let mut addrs: Vec<IpAddr> = sctp::peer_addrs(fd)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(SocketAddr::ip)
+                            .collect();
+                        if addrs.is_empty() {
+                            addrs.extend(peer.as_socket().map(|a| a.ip()));
+                        }
+                        match ok {
+                            Ok(()) => Some((Sock::Sctp(s), TransportKind::Sctp, addrs, port)),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot configure SCTP association");
+                                continue;
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept (SCTP)");
+                        None
+                    }
+                }
+            };
+            let Some((sock, transport, addrs, port)) = accepted else {
+                return;
+            };
+            if self.open >= self.setup.settings.max_connections {
+                self.setup.metrics.refused.inc();
+                drop(sock);
+                continue;
+            }
+            self.add(sock, transport, addrs, port);
+        }
+    }
+
+    fn add(&mut self, mut sock: Sock, transport: TransportKind, addrs: Vec<IpAddr>, port: u16) {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.conns.push(None);
+                self.gens.push(0);
+                (self.conns.len() - 1) as u32
+            }
+        };
+        self.gens[slot as usize] = self.gens[slot as usize].wrapping_add(1) & 0x00ff_ffff;
+        let id = make_assoc(self.setup.index, self.gens[slot as usize], slot);
+        let token = Token(FIRST_CONN + slot as usize);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        let r = match &mut sock {
+            Sock::Tcp(s) => self.poll.registry().register(s, token, interest),
+            Sock::Sctp(s) => {
+                self.poll
+                    .registry()
+                    .register(&mut SourceFd(&s.as_raw_fd()), token, interest)
+            }
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "cannot register connection");
+            self.free.push(slot);
+            return;
+        }
+        self.conns[slot as usize] = Some(Conn {
+            meta: ConnMeta::new(id, transport, addrs, port),
+            sock,
+            rbuf: Vec::new(),
+            out: Vec::new(),
+            out_lens: VecDeque::new(),
+            out_pos: 0,
+            last_active: Instant::now(),
+            paused: false,
+            close: None,
+        });
+        self.open += 1;
+        self.setup.metrics.accepted.inc();
+        self.setup.metrics.open.add(1);
+        // Data may already be waiting (edge-triggered: read once now).
+        self.again.push(slot);
+    }
+
+    fn read(&mut self, slot: u32, t: Time) {
+        let Some(mut conn) = self.conns.get_mut(slot as usize).and_then(Option::take) else {
+            return;
+        };
+        if conn.paused || conn.close.is_some() {
+            self.conns[slot as usize] = Some(conn);
+            return;
+        }
+        conn.last_active = Instant::now();
+        let more = match conn.sock {
+            Sock::Tcp(_) => self.read_tcp(&mut conn, t),
+            Sock::Sctp(_) => self.read_sctp(&mut conn, t),
+        };
+        if more {
+            self.again.push(slot);
+        }
+        if conn.close.is_some() {
+            self.closing.push(slot);
+        }
+        self.conns[slot as usize] = Some(conn);
+        self.apply_pending();
+    }
+
+    /// Reads a TCP connection; returns whether its budget ran out first.
+    fn read_tcp(&mut self, conn: &mut Conn, t: Time) -> bool {
+        let Sock::Tcp(stream) = &mut conn.sock else {
+            return false;
+        };
+        let max = self.setup.settings.max_message_size;
+        let mut budget = READ_BUDGET;
+        loop {
+            let len = conn.rbuf.len();
+            if conn.rbuf.capacity() - len < 16 * 1024 {
+                conn.rbuf.reserve(64 * 1024);
+            }
+            let cap = conn.rbuf.capacity();
+            conn.rbuf.resize(cap, 0);
+            let r = stream.read(&mut conn.rbuf[len..]);
+            let n = match r {
+                Ok(0) => {
+                    conn.rbuf.truncate(len);
+                    conn.close = Some(Close::Graceful);
+                    return false;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.rbuf.truncate(len);
+                    return false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    conn.rbuf.truncate(len);
+                    continue;
+                }
+                Err(_) => {
+                    conn.rbuf.truncate(len);
+                    conn.close = Some(Close::Abort);
+                    return false;
+                }
+            };
+            conn.rbuf.truncate(len + n);
+            // Hand over every complete frame.
+            let mut pos = 0;
+            loop {
+                match frame_len(&conn.rbuf[pos..]) {
+                    Ok(Some(f)) if f > max => {
+                        tracing::info!(
+                            conn = conn.meta.id,
+                            len = f,
+                            "message over the size limit; closing"
+                        );
+                        conn.close = Some(Close::Graceful);
+                        return false;
+                    }
+                    Ok(Some(f)) if conn.rbuf.len() - pos >= f => {
+                        self.messages += 1;
+                        self.setup.core.handle_asap(
+                            t,
+                            &mut conn.meta,
+                            &conn.rbuf[pos..pos + f],
+                            &mut self.pending,
+                        );
+                        pos += f;
+                    }
+                    Ok(_) => break,
+                    Err(_) => {
+                        // Answers already queued still go out, then the
+                        // connection closes: the stream cannot be resynced.
+                        conn.close = Some(Close::Graceful);
+                        return false;
+                    }
+                }
+            }
+            conn.rbuf.drain(..pos);
+            budget = budget.saturating_sub(n);
+            if budget == 0 {
+                return true;
+            }
+        }
+    }
+
+    /// Reads an SCTP association; returns whether its budget ran out first.
+    fn read_sctp(&mut self, conn: &mut Conn, t: Time) -> bool {
+        let Sock::Sctp(sock) = &conn.sock else {
+            return false;
+        };
+        let fd = sock.as_raw_fd();
+        let max = self.setup.settings.max_message_size;
+        for _ in 0..8 {
+            match self.recv.recv(fd) {
+                Ok(0) => return false,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    conn.close = Some(Close::Abort);
+                    return false;
+                }
+            }
+            for (data, info) in self.recv.iter() {
+                if info.notification {
+                    continue;
+                }
+                if info.len == 0 && info.complete {
+                    conn.close = Some(Close::Graceful);
+                    return false;
+                }
+                if info.ppid.is_some_and(|p| p != ASAP_PPID) {
+                    self.setup.metrics.wrong_ppid.inc();
+                    conn.rbuf.clear();
+                    continue;
+                }
+                if !info.complete || !conn.rbuf.is_empty() {
+                    conn.rbuf.extend_from_slice(data);
+                    if conn.rbuf.len() > max {
+                        conn.close = Some(Close::Abort);
+                        return false;
+                    }
+                    if !info.complete {
+                        continue;
+                    }
+                    self.messages += 1;
+                    let msg = std::mem::take(&mut conn.rbuf);
+                    self.setup
+                        .core
+                        .handle_asap(t, &mut conn.meta, &msg, &mut self.pending);
+                    conn.rbuf = msg;
+                    conn.rbuf.clear();
+                } else {
+                    self.messages += 1;
+                    self.setup
+                        .core
+                        .handle_asap(t, &mut conn.meta, data, &mut self.pending);
+                }
+            }
+        }
+        true
+    }
+
+    /// Moves the core's outputs into connection send queues.
+    fn apply_pending(&mut self) {
+        let p = &mut self.pending;
+        for &(assoc, start, len) in &p.items {
+            let slot = slot_of(assoc);
+            let Some(Some(conn)) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            if conn.meta.id != assoc {
+                continue;
+            }
+            let msg = &p.data[start as usize..(start + len) as usize];
+            conn.out.extend_from_slice(msg);
+            if matches!(conn.sock, Sock::Sctp(_)) {
+                conn.out_lens.push_back(len);
+            }
+            self.dirty.push(slot as u32);
+        }
+        for &assoc in &p.aborts {
+            if let Some(Some(conn)) = self.conns.get_mut(slot_of(assoc)) {
+                if conn.meta.id == assoc {
+                    conn.close = Some(Close::Abort);
+                    self.closing.push(slot_of(assoc) as u32);
+                }
+            }
+        }
+        p.items.clear();
+        p.data.clear();
+        p.aborts.clear();
+    }
+
+    fn send_batches(&mut self) {
+        let batches: Vec<(usize, Vec<u8>)> = self.setup.core.take_batches().collect();
+        for (dest, buf) in batches {
+            let Some(tx) = self.setup.outboxes.get(dest) else {
+                continue;
+            };
+            // A bounded wait rather than unbounded memory; two cores can
+            // never wait on each other for long.
+            match tx.send_timeout(buf, Duration::from_millis(100)) {
+                Ok(()) => {
+                    self.setup.metrics.batches_sent.inc();
+                    if let Some(w) = self.setup.wakers.get(dest) {
+                        w();
+                    }
+                }
+                Err(_) => {
+                    self.setup.metrics.batches_dropped.inc();
+                    tracing::error!(dest, "mesh channel full for 100 ms: batch dropped");
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        let limit = self.setup.settings.send_queue_limit;
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for slot in dirty.drain(..) {
+            let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
+                continue;
+            };
+            if conn.close == Some(Close::Abort) {
+                continue;
+            }
+            match &mut conn.sock {
+                Sock::Tcp(s) => {
+                    while conn.out_pos < conn.out.len() {
+                        match s.write(&conn.out[conn.out_pos..]) {
+                            Ok(n) => conn.out_pos += n,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(_) => {
+                                conn.close = Some(Close::Abort);
+                                self.closing.push(slot);
+                                break;
+                            }
+                        }
+                    }
+                    if conn.out_pos == conn.out.len() {
+                        conn.out.clear();
+                        conn.out_pos = 0;
+                    }
+                }
+                Sock::Sctp(s) => {
+                    let fd = s.as_raw_fd();
+                    while !conn.out_lens.is_empty() {
+                        let (lens, _) = conn.out_lens.as_slices();
+                        match sctp::send_batch_lens(fd, &conn.out[conn.out_pos..], lens, ASAP_PPID)
+                        {
+                            Ok(n) => {
+                                for _ in 0..n {
+                                    if let Some(l) = conn.out_lens.pop_front() {
+                                        conn.out_pos += l as usize;
+                                    }
+                                }
+                                if n == 0 {
+                                    break;
+                                }
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(_) => {
+                                conn.close = Some(Close::Abort);
+                                self.closing.push(slot);
+                                break;
+                            }
+                        }
+                    }
+                    if conn.out_lens.is_empty() {
+                        conn.out.clear();
+                        conn.out_pos = 0;
+                    }
+                }
+            }
+            // Backpressure: stop reading a connection that does not read.
+            let queued = conn.queued();
+            if queued > limit {
+                conn.paused = true;
+            } else if conn.paused && queued <= limit / 2 {
+                conn.paused = false;
+                self.again.push(slot);
+            }
+        }
+        self.dirty = dirty;
+    }
+
+    fn housekeeping(&mut self, t: Time) {
+        if let Some(idle) = self.setup.settings.autoclose {
+            let cutoff = Instant::now() - idle;
+            for (slot, conn) in self.conns.iter_mut().enumerate() {
+                let Some(conn) = conn else { continue };
+                if !conn.meta.registered && conn.last_active < cutoff && conn.close.is_none() {
+                    conn.close = Some(Close::Graceful);
+                    self.closing.push(slot as u32);
+                }
+            }
+        }
+        if let Some(s) = self.setup.core.shard() {
+            self.setup.metrics.pools.set(s.pool_count() as i64);
+            self.setup.metrics.pes.set(s.pe_count() as i64);
+        }
+        self.reap(t);
+    }
+
+    /// Closes connections marked for closing.
+    fn reap(&mut self, t: Time) {
+        while let Some(slot) = self.closing.pop() {
+            let slot = slot as usize;
+            let closing = self
+                .conns
+                .get(slot)
+                .and_then(|c| c.as_ref())
+                .and_then(|c| c.close);
+            let Some(how) = closing else { continue };
+            let Some(mut conn) = self.conns[slot].take() else {
+                continue;
+            };
+            match &mut conn.sock {
+                Sock::Tcp(s) => {
+                    let _ = self.poll.registry().deregister(s);
+                    if how == Close::Abort {
+                        let _ = socket2::SockRef::from(&*s).set_linger(Some(Duration::ZERO));
+                    }
+                }
+                Sock::Sctp(s) => {
+                    let _ = self
+                        .poll
+                        .registry()
+                        .deregister(&mut SourceFd(&s.as_raw_fd()));
+                    if how == Close::Abort {
+                        // SO_LINGER 0: close sends an SCTP ABORT.
+                        let _ = s.set_linger(Some(Duration::ZERO));
+                    }
+                }
+            }
+            self.open -= 1;
+            self.setup.metrics.open.add(-1);
+            self.setup.metrics.closed.inc();
+            self.setup.core.connection_closed(
+                t,
+                conn.meta.id,
+                conn.meta.registered,
+                &mut self.pending,
+            );
+            self.free.push(slot as u32);
+            drop(conn);
+            self.apply_pending();
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.flush();
+        for (slot, conn) in self.conns.iter_mut().enumerate() {
+            if let Some(conn) = conn {
+                conn.close = Some(Close::Graceful);
+                self.closing.push(slot as u32);
+            }
+        }
+        let t = now(self.setup.start);
+        self.reap(t);
+        self.send_batches();
+    }
+}
