@@ -4,7 +4,7 @@
 //! answered there (an ASAP_ERROR with the cause the codec maps the error
 //! to). A request is then routed by its pool handle to the shard that owns
 //! the pool: the local one is called directly, a remote one gets the message
-//! through the mesh ([`crate::mesh`]) and its answer comes back the same way.
+//! through the mesh ([`rserpool_shard::mesh`]) and its answer comes back the same way.
 //! Shard outputs (keep-alives, unsolicited notices, association aborts) go to
 //! the connection's core; replication events go to the replication core.
 //!
@@ -16,7 +16,6 @@
 use std::net::IpAddr;
 
 use crossbeam::channel::Sender;
-use rserpool_shard::mesh::Route;
 use rserpool_shard::{Association, Event, Shard, Time};
 use rserpool_wire::asap::AsapError;
 use rserpool_wire::enrp::EnrpMessage;
@@ -24,9 +23,9 @@ use rserpool_wire::{
     AsapMessage, Cause, CauseCode, Encode, OperationError, Reports, ServerId, TransportKind,
 };
 
-use crate::mesh::{self, Batch, Record, core_of};
 use crate::metrics::CoreMetrics;
 use crate::ratelimit::Limiter;
+use rserpool_shard::mesh::{self, Batch, Record, Route, core_of};
 
 /// What a connection is, as the protocol logic needs it.
 #[derive(Debug)]
@@ -275,7 +274,7 @@ impl Core {
                 return;
             }
         };
-        match rserpool_shard::mesh::route_pool(handle.as_bytes(), self.shards) {
+        match mesh::route_pool(handle.as_bytes(), self.shards) {
             Route::Shard(s) if s == self.index => {
                 self.run_local(now, &conn.association(), &msg, out)
             }
@@ -485,5 +484,150 @@ fn push(out: &mut Vec<u8>, m: &impl Encode) {
     match m.encode(&mut out[start..]) {
         Ok(n) => out.truncate(start + n),
         Err(_) => out.truncate(start),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rserpool_shard::Config;
+    use rserpool_wire::asap::{HandleResolution, Registration};
+    use rserpool_wire::{
+        HandleResolutionOption, PeId, PoolElement, PoolHandle, Transport, TransportUse,
+    };
+
+    /// Collects what a core delivers to its own connections.
+    #[derive(Default)]
+    struct Out(Vec<(u64, Vec<u8>)>, Vec<u64>);
+
+    impl LocalOut for Out {
+        fn deliver(&mut self, assoc: u64, msg: &[u8]) {
+            self.0.push((assoc, msg.to_vec()));
+        }
+        fn abort(&mut self, assoc: u64) {
+            self.1.push(assoc);
+        }
+    }
+
+    fn core(i: usize) -> Core {
+        let cfg = Config {
+            server_id: ServerId(0x42),
+            min_address_scope: rserpool_shard::addr::Scope::Loopback,
+            ..Config::default()
+        };
+        let limits = CoreLimits {
+            max_hr_rate: None,
+            max_eu_rate: None,
+        };
+        Core::new(
+            i,
+            2,
+            3,
+            Some(Shard::new(cfg)),
+            None,
+            limits,
+            std::sync::Arc::default(),
+        )
+    }
+
+    /// A pool handle whose shard (of 2) is `shard`.
+    fn pool_on(shard: usize) -> String {
+        (0..)
+            .map(|i| format!("pool-{i}"))
+            .find(|h| rserpool_shard::shard_for(h.as_bytes(), 2) == shard)
+            .unwrap()
+    }
+
+    #[test]
+    fn requests_for_another_shard_cross_the_mesh_and_answers_come_back() {
+        let (mut c0, mut c1) = (core(0), core(1));
+        let remote = pool_on(1);
+        let lo = ["127.0.0.1".parse().unwrap()];
+        // A PE connected to core 0 registers into a pool of shard 1.
+        let mut pe = ConnMeta::new(
+            mesh::make_assoc(0, 1, 5),
+            TransportKind::Tcp,
+            lo.to_vec(),
+            4000,
+        );
+        let reg = AsapMessage::Registration(Registration {
+            pool_handle: PoolHandle::new(remote.as_bytes()).unwrap(),
+            element: PoolElement {
+                id: PeId(9),
+                home_server: ServerId(0),
+                registration_life: 1000,
+                user_transport: Transport::tcp(7000, TransportUse::DATA_ONLY, &lo),
+                policy: rserpool_wire::Policy::RoundRobin {}.into(),
+                asap_transport: None,
+            },
+        });
+        let (mut out0, mut out1) = (Out::default(), Out::default());
+        c0.handle_asap(Time(1), &mut pe, &reg.to_vec().unwrap(), &mut out0);
+        assert!(out0.0.is_empty(), "not answered locally");
+        let to1: Vec<(usize, Vec<u8>)> = c0.take_batches().collect();
+        assert_eq!(to1.iter().map(|b| b.0).collect::<Vec<_>>(), vec![1]);
+        c1.handle_batch(Time(2), &to1[0].1, &mut out1);
+        assert!(out1.0.is_empty(), "the answer is for core 0's connection");
+        assert_eq!(c1.shard().unwrap().pe_count(), 1);
+        let back: Vec<(usize, Vec<u8>)> = c1.take_batches().collect();
+        assert_eq!(back.iter().map(|b| b.0).collect::<Vec<_>>(), vec![0]);
+        c0.handle_batch(Time(3), &back[0].1, &mut out0);
+        assert_eq!(out0.0.len(), 1);
+        assert_eq!(out0.0[0].0, pe.id);
+        assert!(
+            matches!(AsapMessage::parse(&out0.0[0].1).unwrap(), AsapMessage::RegistrationResponse(r) if !r.reject)
+        );
+
+        // A resolution from a PU on core 0 gets the PE, through shard 1.
+        let mut pu = ConnMeta::new(
+            mesh::make_assoc(0, 1, 6),
+            TransportKind::Tcp,
+            lo.to_vec(),
+            4001,
+        );
+        let hr = AsapMessage::HandleResolution(HandleResolution {
+            subscribe: false,
+            pool_handle: PoolHandle::new(remote.as_bytes()).unwrap(),
+            option: Some(HandleResolutionOption { items: 3 }),
+        });
+        out0.0.clear();
+        c0.handle_asap(Time(4), &mut pu, &hr.to_vec().unwrap(), &mut out0);
+        let to1: Vec<(usize, Vec<u8>)> = c0.take_batches().collect();
+        c1.handle_batch(Time(5), &to1[0].1, &mut out1);
+        let back: Vec<(usize, Vec<u8>)> = c1.take_batches().collect();
+        c0.handle_batch(Time(6), &back[0].1, &mut out0);
+        let AsapMessage::HandleResolutionResponse(r) = AsapMessage::parse(&out0.0[0].1).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                out0.0[0].0,
+                r.elements.iter().map(|e| e.id.0).collect::<Vec<_>>()
+            ),
+            (pu.id, vec![9])
+        );
+
+        // Core 0's PE connection closes: shard 1 hears of it and drops the PE.
+        c0.connection_closed(Time(7), pe.id, true, &mut out0);
+        let to1: Vec<(usize, Vec<u8>)> = c0.take_batches().collect();
+        c1.handle_batch(Time(8), &to1[0].1, &mut out1);
+        assert_eq!(c1.shard().unwrap().pe_count(), 0);
+    }
+
+    #[test]
+    fn local_pools_are_answered_without_the_mesh() {
+        let mut c0 = core(0);
+        let local = pool_on(0);
+        let mut pu = ConnMeta::new(mesh::make_assoc(0, 1, 1), TransportKind::Tcp, vec![], 1);
+        let hr = AsapMessage::HandleResolution(HandleResolution {
+            subscribe: false,
+            pool_handle: PoolHandle::new(local.as_bytes()).unwrap(),
+            option: None,
+        });
+        let mut out = Out::default();
+        c0.handle_asap(Time(1), &mut pu, &hr.to_vec().unwrap(), &mut out);
+        assert_eq!(out.0.len(), 1, "answered at once (unknown pool)");
+        assert_eq!(c0.take_batches().count(), 0);
     }
 }

@@ -12,7 +12,6 @@
 pub mod config;
 pub mod core;
 pub mod driver;
-pub mod mesh;
 pub mod metrics;
 pub mod ratelimit;
 pub mod replication;

@@ -20,8 +20,8 @@ use rserpool_wire::enrp::EnrpMessage;
 use rserpool_wire::{AsapMessage, Encode, Seq, ServerId};
 
 use crate::core::ToReplication;
-use crate::mesh::Batch;
 use crate::metrics::ReplicationMetrics;
+use rserpool_shard::mesh::Batch;
 
 /// Where and how to announce.
 #[derive(Debug, Clone)]

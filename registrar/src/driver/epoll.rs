@@ -24,7 +24,7 @@ use rserpool_wire::{TransportKind, consts::ASAP_PPID, frame_len};
 
 use super::CoreSetup;
 use crate::core::{ConnMeta, LocalOut};
-use crate::mesh::{make_assoc, slot_of};
+use rserpool_shard::mesh::{make_assoc, slot_of};
 
 const WAKE: Token = Token(0);
 const FIRST_LISTENER: usize = 1;
