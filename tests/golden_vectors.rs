@@ -26,7 +26,10 @@ fn dir() -> PathBuf {
 
 fn hex(s: &str) -> Vec<u8> {
     let s = s.trim();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn transport(t: &Transport<'_>) -> String {
@@ -42,23 +45,45 @@ fn transport(t: &Transport<'_>) -> String {
     if t.kind != TransportKind::Dccp {
         parts.push(format!("use={}", t.transport_use.0));
     }
-    parts.extend(t.addresses.iter().map(|a| if a.is_ipv4() { "IPv4".to_owned() } else { "IPv6".to_owned() }));
+    parts.extend(t.addresses.iter().map(|a| {
+        if a.is_ipv4() {
+            "IPv4".to_owned()
+        } else {
+            "IPv6".to_owned()
+        }
+    }));
     format!("{abbr}[{}]", parts.join(" "))
 }
 
 fn policy(p: &PolicyParam<'_>) -> String {
     let (ty, vals) = match p {
         PolicyParam::Known(k) => (k.policy_type(), k.values().as_slice().to_vec()),
-        PolicyParam::Unknown { policy_type, data } => {
-            (*policy_type, data.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect())
-        }
+        PolicyParam::Unknown { policy_type, data } => (
+            *policy_type,
+            data.chunks_exact(4)
+                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ),
     };
-    let rest = vals.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-    if rest.is_empty() { format!("POL(0x{:08x})", ty.0) } else { format!("POL(0x{:08x}:{rest})", ty.0) }
+    let rest = vals
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    if rest.is_empty() {
+        format!("POL(0x{:08x})", ty.0)
+    } else {
+        format!("POL(0x{:08x}:{rest})", ty.0)
+    }
 }
 
 fn element(e: &PoolElement<'_>) -> String {
-    let mut s = format!("PE[life={} {} {}", e.registration_life, transport(&e.user_transport), policy(&e.policy));
+    let mut s = format!(
+        "PE[life={} {} {}",
+        e.registration_life,
+        transport(&e.user_transport),
+        policy(&e.policy)
+    );
     if let Some(a) = &e.asap_transport {
         let _ = write!(s, " {}", transport(a));
     }
@@ -170,7 +195,10 @@ fn enrp(m: &EnrpMessage<'_>) -> String {
     match m {
         EnrpMessage::Presence(x) => {
             p.extend(x.checksum.map(|c| format!("CSUM({:04x})", c.0)));
-            p.extend(x.server_info.map(|si| format!("SI[{}]", transport(&si.transport))));
+            p.extend(
+                x.server_info
+                    .map(|si| format!("SI[{}]", transport(&si.transport))),
+            );
         }
         EnrpMessage::HandleTableRequest(_) | EnrpMessage::ListRequest(_) => {}
         EnrpMessage::HandleTableResponse(x) => {
@@ -183,8 +211,14 @@ fn enrp(m: &EnrpMessage<'_>) -> String {
             let _ = write!(head, ", action {}", u.action.code());
             p.extend([ph(&u.pool_handle), element(&u.element)]);
         }
-        EnrpMessage::ListResponse(x) => p.extend(x.servers.iter().map(|si| format!("SI[{}]", transport(&si.transport)))),
-        EnrpMessage::InitTakeover(t) | EnrpMessage::InitTakeoverAck(t) | EnrpMessage::TakeoverServer(t) => {
+        EnrpMessage::ListResponse(x) => p.extend(
+            x.servers
+                .iter()
+                .map(|si| format!("SI[{}]", transport(&si.transport))),
+        ),
+        EnrpMessage::InitTakeover(t)
+        | EnrpMessage::InitTakeoverAck(t)
+        | EnrpMessage::TakeoverServer(t) => {
             let _ = write!(head, ", target 0x{:08x}", t.target.0);
         }
         EnrpMessage::Error(e) => p.push(error(&e.error)),
@@ -202,7 +236,8 @@ fn join(head: String, p: Vec<String>) -> String {
 
 #[test]
 fn every_rsplib_vector_decodes_to_the_recorded_structure_and_reencodes() {
-    let index = std::fs::read_to_string(dir().join("index.tsv")).expect("index.tsv (run tests/vectors/capture.sh)");
+    let index = std::fs::read_to_string(dir().join("index.tsv"))
+        .expect("index.tsv (run tests/vectors/capture.sh)");
     let mut rows = 0;
     let mut canonical = 0;
     let mut padded_length = Vec::new();
@@ -213,7 +248,11 @@ fn every_rsplib_vector_decodes_to_the_recorded_structure_and_reencodes() {
         let bytes = hex(&std::fs::read_to_string(dir().join(file)).unwrap());
         let want_ty = u8::from_str_radix(ty.trim_start_matches("0x"), 16).unwrap();
         let want_flags = u8::from_str_radix(flags.trim_start_matches("0x"), 16).unwrap();
-        assert_eq!((bytes[0], bytes[1]), (want_ty, want_flags), "{file}: header");
+        assert_eq!(
+            (bytes[0], bytes[1]),
+            (want_ty, want_flags),
+            "{file}: header"
+        );
         let (rendered, reencoded) = if proto == "asap" {
             let m = AsapMessage::parse(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
             assert_eq!(m.flags(), want_flags, "{file}: decoded flags");
@@ -223,7 +262,10 @@ fn every_rsplib_vector_decodes_to_the_recorded_structure_and_reencodes() {
             assert_eq!(m.flags(), want_flags, "{file}: decoded flags");
             (enrp(&m), m.to_vec().unwrap())
         };
-        assert_eq!(rendered, structure, "{file}: decoded structure differs from the capture's");
+        assert_eq!(
+            rendered, structure,
+            "{file}: decoded structure differs from the capture's"
+        );
         if reencoded == bytes {
             canonical += 1;
         } else {
@@ -232,8 +274,15 @@ fn every_rsplib_vector_decodes_to_the_recorded_structure_and_reencodes() {
             let theirs = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
             let ours = usize::from(u16::from_be_bytes([reencoded[2], reencoded[3]]));
             assert_eq!(reencoded.len(), bytes.len(), "{file}");
-            assert!(theirs == bytes.len() && ours < theirs && pad4(ours) == theirs, "{file}: {theirs} vs {ours}");
-            assert_eq!((&reencoded[..2], &reencoded[4..]), (&bytes[..2], &bytes[4..]), "{file}: more than the length differs");
+            assert!(
+                theirs == bytes.len() && ours < theirs && pad4(ours) == theirs,
+                "{file}: {theirs} vs {ours}"
+            );
+            assert_eq!(
+                (&reencoded[..2], &reencoded[4..]),
+                (&bytes[..2], &bytes[4..]),
+                "{file}: more than the length differs"
+            );
             padded_length.push(file.to_owned());
         }
         seen.insert((proto.to_owned(), want_ty));
@@ -248,12 +297,18 @@ fn every_rsplib_vector_decodes_to_the_recorded_structure_and_reencodes() {
     // Takeover Server; see tests/vectors/README.md) is covered.
     for t in 1..=0x0e_u8 {
         if t != 0x0d {
-            assert!(seen.contains(&("asap".to_owned(), t)), "no ASAP vector of type {t:#x}");
+            assert!(
+                seen.contains(&("asap".to_owned(), t)),
+                "no ASAP vector of type {t:#x}"
+            );
         }
     }
     for t in 1..=0x0a_u8 {
         if t != 0x09 {
-            assert!(seen.contains(&("enrp".to_owned(), t)), "no ENRP vector of type {t:#x}");
+            assert!(
+                seen.contains(&("enrp".to_owned(), t)),
+                "no ENRP vector of type {t:#x}"
+            );
         }
     }
 }
