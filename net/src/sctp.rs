@@ -248,6 +248,11 @@ impl RecvBatch {
         }
     }
 
+    /// How many messages one [`RecvBatch::recv`] can return.
+    pub fn slots(&self) -> usize {
+        self.meta.len()
+    }
+
     /// Reads as many messages as are waiting (up to the batch size) without
     /// blocking. Returns how many; `Err(WouldBlock)` if none was waiting.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
@@ -309,6 +314,17 @@ pub fn send(fd: RawFd, buf: &[u8], ppid: u32) -> io::Result<usize> {
     send_batch(fd, &[buf], ppid).map(|_| buf.len())
 }
 
+/// Sends one message with `ppid`, waiting while the socket's send buffer is
+/// full (for blocking clients; bounded by the socket's send timeout,
+/// `SO_SNDTIMEO`, after which it fails with `WouldBlock`).
+pub fn send_blocking(fd: RawFd, buf: &[u8], ppid: u32) -> io::Result<usize> {
+    let iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut _,
+        iov_len: buf.len(),
+    };
+    send_iovs_flags(fd, std::iter::once(iov), 1, ppid, libc::MSG_NOSIGNAL).map(|_| buf.len())
+}
+
 /// Sends several messages, each with `ppid`, with one `sendmmsg` call, not
 /// blocking. Returns how many were sent (possibly fewer when the socket
 /// buffer is full; `Err(WouldBlock)` if none).
@@ -341,6 +357,22 @@ fn send_iovs(
     count: usize,
     ppid: u32,
 ) -> io::Result<usize> {
+    send_iovs_flags(
+        fd,
+        iovs,
+        count,
+        ppid,
+        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+    )
+}
+
+fn send_iovs_flags(
+    fd: RawFd,
+    iovs: impl Iterator<Item = libc::iovec>,
+    count: usize,
+    ppid: u32,
+    flags: libc::c_int,
+) -> io::Result<usize> {
     const SPACE: usize = 64;
     let n = count.min(1024);
     let mut iovs: Vec<libc::iovec> = iovs.take(n).collect();
@@ -371,14 +403,7 @@ fn send_iovs(
     }
     // SAFETY: each header points to one iovec over a live message (only read)
     // and to its own control buffer.
-    let r = unsafe {
-        libc::sendmmsg(
-            fd,
-            hdrs.as_mut_ptr(),
-            n as libc::c_uint,
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
+    let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as libc::c_uint, flags) };
     Ok(cvt(r)? as usize)
 }
 

@@ -104,8 +104,9 @@ struct Loop {
     messages: u64,
 }
 
-fn now(start: Instant) -> Time {
-    Time(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX))
+/// Protocol time of `at`: microseconds since the registrar started.
+fn time_at(start: Instant, at: Instant) -> Time {
+    Time(u64::try_from(at.saturating_duration_since(start).as_micros()).unwrap_or(u64::MAX))
 }
 
 /// Runs one core until shutdown. `poll` must be the one whose waker was
@@ -154,10 +155,15 @@ impl Loop {
             )?;
         }
         let mut events = Events::with_capacity(1024);
-        let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
+        // The clock is read at most twice per wake-up (a system call in
+        // some environments): after the wait, and after the work when there
+        // was any (for the latency histogram); the wait's timeout is
+        // computed from the latest of those.
+        let mut clock = Instant::now();
+        let mut next_housekeeping = clock + HOUSEKEEPING;
         while !self.setup.shutdown.load(Ordering::Relaxed) {
-            let t = now(self.setup.start);
-            let mut timeout = next_housekeeping.saturating_duration_since(Instant::now());
+            let t = time_at(self.setup.start, clock);
+            let mut timeout = next_housekeeping.saturating_duration_since(clock);
             if let Some(due) = self.setup.core.poll_timeout() {
                 timeout = timeout.min(Duration::from_micros(due.0.saturating_sub(t.0)));
             }
@@ -171,7 +177,8 @@ impl Loop {
             }
             self.setup.metrics.wakeups.inc();
             let woke = Instant::now();
-            let t = now(self.setup.start);
+            clock = woke;
+            let t = time_at(self.setup.start, woke);
             self.messages = 0;
             for ev in &events {
                 match ev.token() {
@@ -179,8 +186,9 @@ impl Loop {
                     Token(i) if i < FIRST_CONN => self.accept(i - FIRST_LISTENER),
                     Token(i) => {
                         let slot = (i - FIRST_CONN) as u32;
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.read(slot, t);
+                        let closing = ev.is_read_closed() || ev.is_error();
+                        if ev.is_readable() || closing {
+                            self.read(slot, t, woke, closing);
                         }
                         if ev.is_writable() {
                             self.dirty.push(slot);
@@ -189,7 +197,7 @@ impl Loop {
                 }
             }
             for slot in std::mem::take(&mut self.again) {
-                self.read(slot, t);
+                self.read(slot, t, woke, true);
             }
             // The waker may have been missed if a batch arrived meanwhile.
             self.drain_inbox(t);
@@ -197,15 +205,16 @@ impl Loop {
                 self.setup.core.handle_timeout(t, &mut self.pending);
                 self.apply_pending();
             }
-            if Instant::now() >= next_housekeeping {
-                self.housekeeping(t);
-                next_housekeeping = Instant::now() + HOUSEKEEPING;
+            if woke >= next_housekeeping {
+                self.housekeeping(t, woke);
+                next_housekeeping = woke + HOUSEKEEPING;
             }
             self.send_batches();
             self.flush();
             self.reap(t);
             if self.messages > 0 {
-                let ns = u64::try_from(woke.elapsed().as_nanos())
+                clock = Instant::now();
+                let ns = u64::try_from(clock.duration_since(woke).as_nanos())
                     .unwrap_or(u64::MAX)
                     .max(1);
                 if let Ok(mut h) = self.setup.metrics.latency.lock() {
@@ -331,7 +340,12 @@ impl Loop {
         self.again.push(slot);
     }
 
-    fn read(&mut self, slot: u32, t: Time) {
+    /// Reads a connection. `drain` reads until the socket would block;
+    /// otherwise a short read ends it: the socket was empty then, and any
+    /// later arrival raises a new (edge-triggered) event, so the read that
+    /// would only say "would block" is saved. Hang-ups and errors always
+    /// drain, so that the error a short read may have left is collected.
+    fn read(&mut self, slot: u32, t: Time, now: Instant, drain: bool) {
         let Some(mut conn) = self.conns.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
@@ -339,10 +353,10 @@ impl Loop {
             self.conns[slot as usize] = Some(conn);
             return;
         }
-        conn.last_active = Instant::now();
+        conn.last_active = now;
         let more = match conn.sock {
-            Sock::Tcp(_) => self.read_tcp(&mut conn, t),
-            Sock::Sctp(_) => self.read_sctp(&mut conn, t),
+            Sock::Tcp(_) => self.read_tcp(&mut conn, t, drain),
+            Sock::Sctp(_) => self.read_sctp(&mut conn, t, drain),
         };
         if more {
             self.again.push(slot);
@@ -355,7 +369,7 @@ impl Loop {
     }
 
     /// Reads a TCP connection; returns whether its budget ran out first.
-    fn read_tcp(&mut self, conn: &mut Conn, t: Time) -> bool {
+    fn read_tcp(&mut self, conn: &mut Conn, t: Time, drain: bool) -> bool {
         let Sock::Tcp(stream) = &mut conn.sock else {
             return false;
         };
@@ -368,6 +382,7 @@ impl Loop {
             }
             let cap = conn.rbuf.capacity();
             conn.rbuf.resize(cap, 0);
+            let offered = cap - len;
             let r = stream.read(&mut conn.rbuf[len..]);
             let n = match r {
                 Ok(0) => {
@@ -424,6 +439,9 @@ impl Loop {
                 }
             }
             conn.rbuf.drain(..pos);
+            if n < offered && !drain {
+                return false;
+            }
             budget = budget.saturating_sub(n);
             if budget == 0 {
                 return true;
@@ -432,23 +450,23 @@ impl Loop {
     }
 
     /// Reads an SCTP association; returns whether its budget ran out first.
-    fn read_sctp(&mut self, conn: &mut Conn, t: Time) -> bool {
+    fn read_sctp(&mut self, conn: &mut Conn, t: Time, drain: bool) -> bool {
         let Sock::Sctp(sock) = &conn.sock else {
             return false;
         };
         let fd = sock.as_raw_fd();
         let max = self.setup.settings.max_message_size;
         for _ in 0..8 {
-            match self.recv.recv(fd) {
+            let got = match self.recv.recv(fd) {
                 Ok(0) => return false,
-                Ok(_) => {}
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
                     conn.close = Some(Close::Abort);
                     return false;
                 }
-            }
+            };
             for (data, info) in self.recv.iter() {
                 if info.notification {
                     continue;
@@ -484,6 +502,9 @@ impl Loop {
                         .core
                         .handle_asap(t, &mut conn.meta, data, &mut self.pending);
                 }
+            }
+            if got < self.recv.slots() && !drain {
+                return false;
             }
         }
         true
@@ -617,9 +638,9 @@ impl Loop {
         self.dirty = dirty;
     }
 
-    fn housekeeping(&mut self, t: Time) {
+    fn housekeeping(&mut self, t: Time, now: Instant) {
         if let Some(idle) = self.setup.settings.autoclose {
-            let cutoff = Instant::now() - idle;
+            let cutoff = now.checked_sub(idle).unwrap_or(self.setup.start);
             for (slot, conn) in self.conns.iter_mut().enumerate() {
                 let Some(conn) = conn else { continue };
                 if !conn.meta.registered && conn.last_active < cutoff && conn.close.is_none() {
@@ -689,7 +710,7 @@ impl Loop {
                 self.closing.push(slot as u32);
             }
         }
-        let t = now(self.setup.start);
+        let t = time_at(self.setup.start, Instant::now());
         self.reap(t);
         self.send_batches();
     }
