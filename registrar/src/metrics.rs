@@ -90,6 +90,9 @@ pub struct CoreMetrics {
     pub accepted: Counter,
     /// Connections refused (limit reached).
     pub refused: Counter,
+    /// Times a connection stopped being read because its send queue was
+    /// over the limit (a peer that does not read its answers).
+    pub paused: Counter,
     /// Connections closed.
     pub closed: Counter,
     /// Connections open now.
@@ -126,6 +129,7 @@ impl Default for CoreMetrics {
             wrong_ppid: Counter::default(),
             accepted: Counter::default(),
             refused: Counter::default(),
+            paused: Counter::default(),
             closed: Counter::default(),
             open: Gauge::default(),
             pools: Gauge::default(),
@@ -168,7 +172,7 @@ pub fn render(r: &Registry) -> String {
         "# HELP rserpool_info Registrar identity.\n# TYPE rserpool_info gauge"
     );
     let _ = writeln!(s, "rserpool_info{{server_id=\"0x{:08x}\"}} 1", r.server_id);
-    let counters: [Metric<u64>; 18] = [
+    let counters: [Metric<u64>; 19] = [
         (
             "rserpool_asap_received_total",
             "ASAP messages received.",
@@ -238,6 +242,11 @@ pub fn render(r: &Registry) -> String {
             "rserpool_connections_refused_total",
             "Connections refused at the limit.",
             |m| m.refused.get(),
+        ),
+        (
+            "rserpool_connections_paused_total",
+            "Times a connection stopped being read because its peer did not read its answers.",
+            |m| m.paused.get(),
         ),
         (
             "rserpool_connections_closed_total",

@@ -394,3 +394,126 @@ fn rsplib_spellings_start_it_and_sigterm_stops_it() {
     let status = reg.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+fn metric(addr: &str, name: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut t = String::new();
+    s.read_to_string(&mut t).unwrap();
+    t.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_client_that_does_not_read_is_paused_loses_nothing_and_stalls_nobody() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let m = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let reg = Reg::start(&["--send-queue-limit", "16384", "--metrics", &m]);
+    let pool = "a-pool-handle-of-32-bytes-length";
+    let addrs = lo();
+    let mut pe = reg.connect();
+    for id in 1..=3 {
+        pe.send(&registration(pool, id, RR, &addrs));
+        pe.recv();
+    }
+    let rss_before = rss_kib(reg.child.id());
+
+    // The slow pool user: small socket buffers, sends a great many requests
+    // and reads nothing for now.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.set_send_buffer_size(4096).unwrap();
+    let to: std::net::SocketAddr = ([127, 0, 0, 1], reg.port).into();
+    sock.connect(&to.into()).unwrap();
+    let slow: std::net::TcpStream = sock.into();
+    let request = resolution(pool, None).to_vec().unwrap();
+    const TOTAL: usize = 400_000;
+    const CHUNK: usize = 1000;
+    let chunk: Vec<u8> = request.repeat(CHUNK);
+    let written = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let mut w = slow.try_clone().unwrap();
+        let written = written.clone();
+        std::thread::spawn(move || {
+            for _ in 0..TOTAL / CHUNK {
+                w.write_all(&chunk).unwrap();
+                written.fetch_add(CHUNK, Ordering::Relaxed);
+            }
+        })
+    };
+
+    // The writer stalls: the registrar stopped reading the connection.
+    let mut last = usize::MAX;
+    let mut still = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while still < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never stalled"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let now = written.load(Ordering::Relaxed);
+        assert!(
+            now < TOTAL,
+            "the registrar read all {TOTAL} requests of a client that reads nothing"
+        );
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+    }
+    eprintln!("writer stalled after {last} of {TOTAL} requests");
+    assert!(metric(&m, "rserpool_connections_paused_total") >= 1);
+
+    // Others are still served, and memory stayed bounded.
+    let mut pu = reg.connect();
+    assert_eq!(resolve(&mut pu, pool).map(|v| v.len()), Ok(3));
+    let grown = rss_kib(reg.child.id()).saturating_sub(rss_before);
+    assert!(grown < 16 * 1024, "registrar grew by {grown} KiB");
+
+    // Once it reads, every request it sent is answered, in order.
+    let mut r = slow;
+    let mut buf = Vec::new();
+    let mut tmp = vec![0u8; 1 << 16];
+    let mut answers = 0;
+    r.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    while answers < TOTAL {
+        let n = r.read(&mut tmp).expect("answers keep coming");
+        assert!(n > 0, "closed after {answers} answers");
+        buf.extend_from_slice(&tmp[..n]);
+        let mut pos = 0;
+        while let Ok(Some(f)) = frame_len(&buf[pos..]) {
+            if buf.len() - pos < f {
+                break;
+            }
+            let AsapMessage::HandleResolutionResponse(h) =
+                AsapMessage::parse(&buf[pos..pos + f]).unwrap()
+            else {
+                panic!("answer {answers} is not a handle resolution response")
+            };
+            assert_eq!(h.elements.iter().count(), 3);
+            answers += 1;
+            pos += f;
+        }
+        buf.drain(..pos);
+    }
+    writer.join().unwrap();
+    assert!(buf.is_empty());
+}

@@ -629,6 +629,9 @@ impl Loop {
             // Backpressure: stop reading a connection that does not read.
             let queued = conn.queued();
             if queued > limit {
+                if !conn.paused {
+                    self.setup.metrics.paused.inc();
+                }
                 conn.paused = true;
             } else if conn.paused && queued <= limit / 2 {
                 conn.paused = false;
