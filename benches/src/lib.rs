@@ -2,9 +2,13 @@
 //! built from fields. Five of them are byte for byte the spec digest's
 //! examples (`wire/tests/spec_examples.rs`, checked by this crate's tests);
 //! the Handle Resolution Responses carry `n` PEs shaped like the example's
-//! first one (one SCTP address, Round Robin, home server set).
+//! first one (one SCTP address, Round Robin, home server set). The
+//! [`handlespace`] module builds the PE populations and requests of the
+//! shard benchmarks.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod handlespace;
 
 use std::net::{IpAddr, Ipv4Addr};
 
