@@ -733,4 +733,40 @@ mod tests {
         let e = settings(&["--config", p]).unwrap_err();
         assert!(e.contains("no-such-key") && e.contains("r.toml"), "{e}");
     }
+
+    #[test]
+    fn every_tuning_profile_is_a_valid_config_with_one_cpu_per_core() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tuning");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let s = Options::from_file(&path)
+                .and_then(Options::resolve)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let shards = s.shards.expect("a profile says how many shards");
+            let CoreChoice::List(cpus) = &s.cores else {
+                panic!("{}: a profile pins its cores", path.display())
+            };
+            assert_eq!(
+                cpus.len(),
+                shards + 1,
+                "{}: shards + replication",
+                path.display()
+            );
+            let mut unique = cpus.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(
+                unique.len(),
+                cpus.len(),
+                "{}: a CPU used twice",
+                path.display()
+            );
+            seen += 1;
+        }
+        assert!(seen >= 3, "the dev, 16-core and 64-core profiles");
+    }
 }

@@ -287,6 +287,16 @@ impl Registrar {
                     .map_err(|e| StartError::Other(format!("cannot start thread: {e}")))?,
             );
         }
+        let cpu_name = |c: Option<usize>| c.map_or_else(|| "any".to_owned(), |c| c.to_string());
+        tracing::info!(
+            shards = (0..shards)
+                .map(|i| format!("shard-{i}@cpu {}", cpu_name(cpus[i])))
+                .collect::<Vec<_>>()
+                .join(", "),
+            replication = format!("cpu {}", cpu_name(cpus[shards])),
+            driver = ?settings.driver,
+            "core map"
+        );
         tracing::info!(
             server_id = format!("0x{server_id:08x}"),
             port,

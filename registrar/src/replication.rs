@@ -3,7 +3,7 @@
 //! It exists from the start: the shards send it every change of the PEs
 //! this registrar owns (bounded channel), and it can apply changes to the
 //! shards (ENRP Handle Updates routed to the owning shard over the mesh,
-//! [`Replication::apply`]). The ENRP protocol state machine (presence,
+//! `apply`, driven by [`Control`] messages). The ENRP protocol state machine (presence,
 //! handle-table download, takeover) is the subject of its own piece of work;
 //! until then this core keeps the event stream flowing and sends the ASAP
 //! Server Announces, which need no shard state.
