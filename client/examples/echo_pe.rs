@@ -111,19 +111,22 @@ fn main() {
             .with_writer(std::io::stderr)
             .init();
     }
-    let mut cfg = RegistrarConfig::default();
-    cfg.announce_group = match announce {
+    let announce_group = match announce {
         Some(a) => a,
         None if registrars.is_empty() => Some(DEFAULT_ANNOUNCE_GROUP),
         None => None,
     };
-    cfg.announce_proto = opts.proto;
     if opts.proto == Proto::Tcp {
         for r in &mut registrars {
             r.proto = Proto::Tcp;
         }
     }
-    cfg.registrars = registrars;
+    let cfg = RegistrarConfig {
+        registrars,
+        announce_group,
+        announce_proto: opts.proto,
+        ..RegistrarConfig::default()
+    };
     if opts.local.ip().is_loopback() && opts.min_address_scope > AddressScope::Loopback {
         opts.min_address_scope = AddressScope::Loopback;
     }

@@ -79,19 +79,22 @@ fn main() {
             .with_writer(std::io::stderr)
             .init();
     }
-    let mut cfg = RegistrarConfig::default();
-    cfg.announce_group = match announce {
+    let announce_group = match announce {
         Some(a) => a,
         None if registrars.is_empty() => Some(DEFAULT_ANNOUNCE_GROUP),
         None => None,
     };
-    cfg.announce_proto = proto;
     if proto == Proto::Tcp {
         for r in &mut registrars {
             r.proto = Proto::Tcp;
         }
     }
-    cfg.registrars = registrars;
+    let cfg = RegistrarConfig {
+        registrars,
+        announce_group,
+        announce_proto: proto,
+        ..RegistrarConfig::default()
+    };
     let pu = PoolUser::new(&cfg, &user).unwrap_or_else(|e| {
         eprintln!("terminal: {e}");
         std::process::exit(1)
@@ -131,6 +134,9 @@ fn print_events(s: &rserpool_client::Session) {
                 let mut o = std::io::stdout().lock();
                 let _ = write!(o, "from PE {pe}: {}", String::from_utf8_lossy(&data));
                 let _ = o.flush();
+            }
+            Ok(Some(SessionEvent::Cookie(c))) => {
+                eprintln!("cookie: {}", String::from_utf8_lossy(&c));
             }
             Ok(Some(SessionEvent::Down { pe })) => eprintln!("lost PE {pe}; failing over"),
             Ok(Some(SessionEvent::Up {

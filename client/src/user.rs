@@ -116,6 +116,14 @@ pub enum PuEvent {
         /// The payload.
         data: Vec<u8>,
     },
+    /// The session's PE sent an ASAP Cookie; it is now the one the session
+    /// keeps (see [`PoolUserCore::session_cookie`]) and echoes on failover.
+    SessionCookie {
+        /// The session.
+        session: SessionId,
+        /// The cookie.
+        cookie: Vec<u8>,
+    },
     /// The session lost its PE; a failover is under way.
     SessionDown {
         /// The session.
@@ -679,7 +687,11 @@ impl PoolUserCore {
             match ControlMessage::parse(bytes) {
                 Ok(ControlMessage::Cookie(c)) => {
                     if let Some(s) = self.sessions.get_mut(&sid) {
-                        s.cookie = Some(c);
+                        s.cookie = Some(c.clone());
+                        self.events.push_back(PuEvent::SessionCookie {
+                            session: sid,
+                            cookie: c,
+                        });
                     }
                 }
                 Ok(ControlMessage::BusinessCard { pool, elements }) => {

@@ -332,8 +332,11 @@ fn keep_alives_are_acked_and_the_h_bit_adopts_a_new_home() {
 
 #[test]
 fn announces_give_registrars_at_their_source_port_or_first_sctp_transport() {
-    let mut cfg = RegistrarConfig::default(); // announces on, no static list
-    cfg.connect_timeout = ms(1000);
+    // Announces on, no static list.
+    let cfg = RegistrarConfig {
+        connect_timeout: ms(1000),
+        ..RegistrarConfig::default()
+    };
     let mut c = PoolElementCore::new(spec(), cfg);
     c.register(at(0));
     assert!(connects(&drain(&mut c)).is_empty(), "nothing to try yet");
@@ -358,10 +361,12 @@ fn announces_give_registrars_at_their_source_port_or_first_sctp_transport() {
 
 #[test]
 fn learnt_registrars_expire_after_the_announce_timeout() {
-    let mut cfg = RegistrarConfig::default();
-    cfg.announce_timeout = ms(5000);
-    cfg.connect_timeout = ms(100);
-    cfg.hunt_retry_delay = ms(100);
+    let cfg = RegistrarConfig {
+        announce_timeout: ms(5000),
+        connect_timeout: ms(100),
+        hunt_retry_delay: ms(100),
+        ..RegistrarConfig::default()
+    };
     let mut c = PoolElementCore::new(spec(), cfg);
     c.handle_announce(at(0), addr("10.0.0.7:40123"), &announce(7, &[]));
     c.register(at(4000));

@@ -278,11 +278,21 @@ fn failover_echoes_the_last_cookie_first_then_sends_what_was_queued() {
     );
     assert_eq!(
         events(&mut c),
-        vec![PuEvent::SessionData {
-            session: s,
-            ppid: 0,
-            data: b"pong".to_vec()
-        }]
+        vec![
+            PuEvent::SessionData {
+                session: s,
+                ppid: 0,
+                data: b"pong".to_vec()
+            },
+            PuEvent::SessionCookie {
+                session: s,
+                cookie: b"c1".to_vec()
+            },
+            PuEvent::SessionCookie {
+                session: s,
+                cookie: b"c2".to_vec()
+            },
+        ]
     );
     assert_eq!(c.session_cookie(s), Some(&b"c2"[..]));
     // PE 1 dies (abort): reported, next PE in order, data meanwhile queued.

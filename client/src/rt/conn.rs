@@ -136,12 +136,41 @@ pub(crate) fn send(stream: &Stream, use_: Use, ppid: u32, data: &[u8]) -> io::Re
     match stream {
         Stream::Sctp(s) => rserpool_net::sctp::send_blocking(s.as_raw_fd(), data, ppid).map(drop),
         Stream::Tcp(s) => {
+            if peer_closed(s)? {
+                // A write would still succeed (the kernel takes it and the
+                // peer answers with a reset), and the message would be lost
+                // although it was never delivered: fail it, so that the
+                // caller keeps it (a session re-sends it to the next PE).
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the peer has closed the connection",
+                ));
+            }
             let mut w: &TcpStream = s;
             match use_ {
                 Use::Asap => w.write_all(data),
                 Use::Session => w.write_all(&frame(ppid, data)),
             }
         }
+    }
+}
+
+/// Whether the peer of a TCP connection has closed it (its FIN is the next
+/// thing to read). Peeks without blocking and without taking anything, so
+/// the reader thread still sees whatever comes before the end. None of our
+/// protocols half-closes: a peer that closed will not read what we send.
+fn peer_closed(s: &TcpStream) -> io::Result<bool> {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+    match socket2::SockRef::from(s).recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+    {
+        Ok(0) => Ok(true),
+        Ok(_) => Ok(false),
+        Err(e)
+            if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -230,4 +259,39 @@ pub(crate) fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_tcp_send_to_a_peer_that_closed_fails_instead_of_vanishing() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = connect(
+            Proto::Tcp,
+            &[l.local_addr().unwrap()],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let (b, _) = l.accept().unwrap();
+        send(&a, Use::Session, 0, b"while open").unwrap();
+        let mut r = Reader::new(Stream::Tcp(b.try_clone().unwrap()), Use::Session);
+        assert!(matches!(r.read().unwrap(), Got::Message(0, m) if m == b"while open"));
+        drop(r);
+        drop(b);
+        // Wait for the FIN (without sending: a send would draw a reset,
+        // which makes later sends fail anyway).
+        let Stream::Tcp(t) = &a else { unreachable!() };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !peer_closed(t).unwrap() {
+            assert!(std::time::Instant::now() < deadline, "no FIN seen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The very first send after it fails (a plain write would succeed
+        // and the message would be lost).
+        let err = send(&a, Use::Session, 0, b"after close").unwrap_err();
+        assert!(matches!(err.kind(), io::ErrorKind::BrokenPipe));
+    }
 }

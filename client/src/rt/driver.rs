@@ -320,12 +320,9 @@ impl<R: Role> Driver<R> {
                     stream.set_write_timeout(Some(send_timeout))?;
                     stream.try_clone()
                 });
-                let writer = match ready {
-                    Ok(w) => w,
-                    Err(_) => {
-                        let _ = tx.send(Input::ConnectFailed { conn });
-                        return;
-                    }
+                let Ok(writer) = ready else {
+                    let _ = tx.send(Input::ConnectFailed { conn });
+                    return;
                 };
                 if tx.send(Input::Connected { conn, writer }).is_err() {
                     return;

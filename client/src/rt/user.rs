@@ -176,7 +176,7 @@ impl Role for PuRole {
                     pe,
                     failover,
                     cookie_echoed,
-                } => self.to_session(
+                } => self.deliver(
                     session,
                     SessionEvent::Up {
                         pe,
@@ -188,12 +188,15 @@ impl Role for PuRole {
                     session,
                     ppid,
                     data,
-                } => self.to_session(session, SessionEvent::Data { ppid, data }),
+                } => self.deliver(session, SessionEvent::Data { ppid, data }),
+                PuEvent::SessionCookie { session, cookie } => {
+                    self.deliver(session, SessionEvent::Cookie(cookie));
+                }
                 PuEvent::SessionDown { session, pe } => {
-                    self.to_session(session, SessionEvent::Down { pe });
+                    self.deliver(session, SessionEvent::Down { pe });
                 }
                 PuEvent::SessionFailed { session, error } => {
-                    self.to_session(session, SessionEvent::Failed(error));
+                    self.deliver(session, SessionEvent::Failed(error));
                 }
             }
         }
@@ -201,7 +204,7 @@ impl Role for PuRole {
 }
 
 impl PuRole {
-    fn to_session(&mut self, session: SessionId, ev: SessionEvent) {
+    fn deliver(&mut self, session: SessionId, ev: SessionEvent) {
         let Some((tx, status)) = self.sessions.get(&session) else {
             return;
         };
@@ -219,7 +222,7 @@ impl PuRole {
                     st.pe = None;
                     st.failed = Some(*e);
                 }
-                SessionEvent::Data { .. } => {}
+                SessionEvent::Data { .. } | SessionEvent::Cookie(_) => {}
             }
             st.cookie = self.core.session_cookie(session).map(<[u8]>::to_vec);
         }
@@ -374,6 +377,9 @@ pub enum SessionEvent {
         /// The payload.
         data: Vec<u8>,
     },
+    /// The PE sent an ASAP Cookie (now [`SessionStatus::cookie`]; echoed
+    /// to the next PE on failover).
+    Cookie(Vec<u8>),
     /// The PE was lost; failing over.
     Down {
         /// The PE.
