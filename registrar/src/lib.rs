@@ -55,6 +55,7 @@ pub struct Registrar {
     asap_port: u16,
     sctp: bool,
     shutdown: Arc<AtomicBool>,
+    failed: Arc<AtomicBool>,
     wakers: Arc<Vec<Box<dyn Fn() + Send + Sync>>>,
     threads: Vec<JoinHandle<()>>,
     control: Sender<replication::Control>,
@@ -106,6 +107,14 @@ impl Registrar {
             return Err(StartError::Other(
                 "--driver glommio runs one shard only (use --shards 1)".into(),
             ));
+        }
+        if s.driver == config::Driver::Glommio {
+            if sctp {
+                return Err(StartError::Other(
+                    "--driver glommio serves TCP only (add --transport tcp)".into(),
+                ));
+            }
+            driver::glommio::probe().map_err(|e| StartError::Other(e.to_string()))?;
         }
         let cpus: Vec<Option<usize>> = match &s.cores {
             CoreChoice::NoPinning => vec![None; shards + 1],
@@ -163,6 +172,7 @@ impl Registrar {
 
         let settings = Arc::new(s);
         let shutdown = Arc::new(AtomicBool::new(false));
+        let failed = Arc::new(AtomicBool::new(false));
         let start = Instant::now();
         let cores = shards + 1;
         let (mut txs, mut rxs) = (Vec::new(), Vec::new());
@@ -233,6 +243,7 @@ impl Registrar {
                 .ok_or_else(|| StartError::Other("poll taken twice".into()))?;
             let cpu = cpus[i];
             let driver_kind = settings.driver;
+            let failed = failed.clone();
             let t = std::thread::Builder::new()
                 .name(format!("shard-{i}"))
                 .spawn(move || {
@@ -243,7 +254,11 @@ impl Registrar {
                     };
                     if let Err(e) = r {
                         tracing::error!(core = i, error = %e, "core stopped");
-                        eprintln!("registrar: core {i} stopped: {e}");
+                        eprintln!("registrar: error: core {i} stopped: {e}");
+                        // A registrar with a dead core must not go on as if
+                        // it served: stop the whole process, non-zero.
+                        failed.store(true, Ordering::SeqCst);
+                        let _ = signal_hook::low_level::raise(signal_hook::consts::SIGTERM);
                     }
                 })
                 .map_err(|e| StartError::Other(format!("cannot start thread: {e}")))?;
@@ -309,6 +324,7 @@ impl Registrar {
             asap_port: port,
             sctp,
             shutdown,
+            failed,
             wakers,
             threads,
             control: control_tx,
@@ -358,11 +374,18 @@ impl Registrar {
         }
     }
 
-    /// Waits for every thread.
-    pub fn join(self) {
+    /// Whether a core stopped on an error (it then raised SIGTERM, so a
+    /// process waiting for signals shuts down).
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Waits for every thread. Returns `false` if a core stopped on an error.
+    pub fn join(self) -> bool {
         for t in self.threads {
             let _ = t.join();
         }
+        !self.failed.load(Ordering::SeqCst)
     }
 }
 

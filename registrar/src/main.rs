@@ -86,9 +86,14 @@ fn main() -> ExitCode {
     };
     let mut signals = signals;
     if let Some(sig) = signals.forever().next() {
-        tracing::info!(signal = sig, "shutting down");
+        if !registrar.failed() {
+            tracing::info!(signal = sig, "shutting down");
+        }
     }
     registrar.shutdown();
-    registrar.join();
-    ExitCode::SUCCESS
+    if registrar.join() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

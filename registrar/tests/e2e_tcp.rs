@@ -56,6 +56,40 @@ fn register_resolve_deregister() {
 }
 
 #[test]
+fn the_glommio_driver_serves_the_same_protocol() {
+    // The comparison driver behind the runtime seam: same core, same answers.
+    let reg = Reg::start(&["--driver", "glommio", "--shards", "1"]);
+    let mut pe = reg.connect();
+    let addrs = lo();
+    for id in [7, 8] {
+        pe.send(&registration("GlommioPool", id, RR, &addrs));
+        let bytes = pe.recv();
+        let AsapMessage::RegistrationResponse(r) = AsapMessage::parse(&bytes).unwrap() else {
+            panic!()
+        };
+        assert!(!r.reject && r.error.is_none());
+    }
+    let mut pu = reg.connect();
+    let mut ids = resolve(&mut pu, "GlommioPool").unwrap();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![7, 8]);
+    assert_eq!(
+        resolve(&mut pu, "NoSuchPool"),
+        Err(CauseCode::UNKNOWN_POOL_HANDLE)
+    );
+    // Several requests in one write get every answer.
+    let one = resolution("GlommioPool", Some(1)).to_vec().unwrap();
+    pu.send_raw(&one.repeat(5));
+    for _ in 0..5 {
+        let bytes = pu.recv();
+        let AsapMessage::HandleResolutionResponse(h) = AsapMessage::parse(&bytes).unwrap() else {
+            panic!()
+        };
+        assert_eq!(h.elements.iter().count(), 1);
+    }
+}
+
+#[test]
 fn inconsistent_registration_is_refused_with_the_pools_policy() {
     let reg = Reg::start(&[]);
     let mut pe = reg.connect();
@@ -345,6 +379,35 @@ fn startup_errors_are_one_clear_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("-frobnicate"));
+    // io_uring refuses to set up the glommio driver's ring (a ring deeper
+    // than the kernel allows fails like an io_uring that is unavailable):
+    // one line at start-up, exit 1, not a registrar with a dead core.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_registrar"))
+        .args([
+            "--driver",
+            "glommio",
+            "--shards",
+            "1",
+            "--asap",
+            "127.0.0.1:0",
+            "--transport",
+            "tcp",
+            "--announce",
+            "off",
+        ])
+        .env("RSERPOOL_GLOMMIO_RING_DEPTH", "1000000")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("registrar: error: cannot start glommio (io_uring unavailable"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("is ready"),
+        "{err}"
+    );
     // SCTP required on a kernel without it.
     if !rserpool_net::sctp::available() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_registrar"))

@@ -43,7 +43,26 @@ pub fn run(setup: CoreSetup) -> io::Result<()> {
             "the glommio driver serves TCP only (use --transport tcp)",
         ));
     }
-    let ex = LocalExecutorBuilder::new(Placement::Unbound)
+    executor()?.run(serve(setup))
+}
+
+/// Checks that a glommio executor can be made here (io_uring available,
+/// enough locked memory for its rings), so that `--driver glommio` fails at
+/// start-up with one line rather than in a core thread.
+pub fn probe() -> io::Result<()> {
+    std::thread::spawn(|| executor().map(drop))
+        .join()
+        .map_err(|_| io::Error::other("cannot start glommio: its probe panicked"))?
+}
+
+fn executor() -> io::Result<glommio::LocalExecutor> {
+    let ring_depth = env_u64("RSERPOOL_GLOMMIO_RING_DEPTH", 128);
+    if ring_depth == 0 {
+        return Err(io::Error::other(
+            "RSERPOOL_GLOMMIO_RING_DEPTH must be at least 1",
+        ));
+    }
+    LocalExecutorBuilder::new(Placement::Unbound)
         .name("registrar-glommio")
         .io_memory(64 << 10)
         .spin_before_park(Duration::from_micros(env_u64(
@@ -54,14 +73,13 @@ pub fn run(setup: CoreSetup) -> io::Result<()> {
             "RSERPOOL_GLOMMIO_PREEMPT_US",
             100_000,
         )))
-        .ring_depth(env_u64("RSERPOOL_GLOMMIO_RING_DEPTH", 128) as usize)
+        .ring_depth(usize::try_from(ring_depth).unwrap_or(usize::MAX))
         .make()
         .map_err(|e| {
             io::Error::other(format!(
                 "cannot start glommio (io_uring unavailable, or memlock too low?): {e}"
             ))
-        })?;
-    ex.run(serve(setup))
+        })
 }
 
 struct Shared {
