@@ -200,6 +200,90 @@ fn sctp_serves_asap_with_ppid_checks() {
     ));
 }
 
+#[test]
+fn one_sctp_endpoint_on_several_addresses_and_tcp_on_the_same_port() {
+    if !lab::here(
+        "one_sctp_endpoint_on_several_addresses_and_tcp_on_the_same_port",
+        Hosts(0),
+    ) {
+        return;
+    }
+    // Two --asap addresses with one port: one multi-homed SCTP endpoint
+    // (sctp_bindx), plus TCP on both addresses.
+    let _r = registrar(
+        "reg-multihome",
+        "127.0.0.1:3863",
+        &[
+            "--asap",
+            "10.77.0.254:3863",
+            "--announce",
+            "off",
+            "--min-address-scope",
+            "loopback",
+        ],
+    );
+    let pe = SctpPeer::connect("127.0.0.1:3863");
+    // The association knows both of the registrar's addresses.
+    let mut peer: Vec<String> = rserpool_net::sctp::peer_addrs(pe.s.as_raw_fd())
+        .unwrap()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    peer.sort();
+    assert_eq!(peer, vec!["10.77.0.254:3863", "127.0.0.1:3863"]);
+    let addrs: Vec<std::net::IpAddr> = vec!["127.0.0.1".parse().unwrap()];
+    pe.send(&AsapMessage::Registration(Registration {
+        pool_handle: PoolHandle::new(b"HomedPool").unwrap(),
+        element: PoolElement {
+            id: PeId(5),
+            home_server: ServerId(0),
+            registration_life: 30_000,
+            user_transport: Transport::sctp(7000, TransportUse::DATA_PLUS_CONTROL, &addrs),
+            policy: Policy::RoundRobin {}.into(),
+            asap_transport: None,
+        },
+    }));
+    let (bytes, _) = pe.recv().unwrap();
+    assert!(
+        matches!(AsapMessage::parse(&bytes).unwrap(), AsapMessage::RegistrationResponse(r) if !r.reject)
+    );
+    // A PU reaches the same endpoint through the other address over SCTP...
+    let pu = SctpPeer::connect("10.77.0.254:3863");
+    let ids: Vec<u32> = pu
+        .resolve("HomedPool")
+        .unwrap()
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(ids, vec![5]);
+    // ...and over TCP on the same port, at the same time.
+    use std::io::Read;
+    let mut tcp = std::net::TcpStream::connect("10.77.0.254:3863").unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let hr = AsapMessage::HandleResolution(HandleResolution {
+        subscribe: false,
+        pool_handle: PoolHandle::new(b"HomedPool").unwrap(),
+        option: None,
+    })
+    .to_vec()
+    .unwrap();
+    tcp.write_all(&hr).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while frame_len(&got).ok().flatten().is_none_or(|n| got.len() < n) {
+        let n = tcp.read(&mut buf).unwrap();
+        assert!(n > 0, "TCP closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let AsapMessage::HandleResolutionResponse(r) = AsapMessage::parse(&got).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        r.elements.iter().map(|e| e.id.0).collect::<Vec<_>>(),
+        vec![5]
+    );
+}
+
 /// Starts an RSPLIB echo PE.
 fn rspserver(
     name: &'static str,
