@@ -422,7 +422,10 @@ impl PoolElement {
         }
     }
 
-    /// Waits up to `timeout` for the next pool user.
+    /// Waits up to `timeout` for the next pool user. `None` when nobody
+    /// came, also when a signal cut the wait short (so that a loop around
+    /// it can look at its stop flag) or the pool user gave up before it was
+    /// accepted.
     pub fn accept_timeout(&self, timeout: Duration) -> Result<Option<PeSession>, Error> {
         self.listener
             .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
@@ -431,7 +434,15 @@ impl PoolElement {
                 let stream = conn::accepted(self.proto, s)?;
                 Ok(Some(PeSession::new(stream)?))
             }
-            Err(e) if conn::is_timeout(&e) => Ok(None),
+            Err(e)
+                if conn::is_timeout(&e)
+                    || matches!(
+                        e.kind(),
+                        std::io::ErrorKind::Interrupted | std::io::ErrorKind::ConnectionAborted
+                    ) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e.into()),
         }
     }
