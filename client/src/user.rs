@@ -1,6 +1,6 @@
 //! The pool user role, sans I/O: handle resolution through the home
 //! registrar (with RSPLIB's item-count option), the cache and local
-//! selection ([`crate::cache`]), Endpoint Unreachable reports, and sessions
+//! selection (the `cache` module), Endpoint Unreachable reports, and sessions
 //! with failover (RFC 5352 sections 3.3, 3.5, 3.8, 3.9).
 //!
 //! # Requests

@@ -60,7 +60,7 @@ pub enum Record<'a> {
         transport: TransportKind,
         /// Peer port.
         port: u16,
-        /// Peer addresses (encoded; see [`Record::addrs`]).
+        /// Peer addresses (encoded; see [`addrs`]).
         addrs: &'a [u8],
         /// The message.
         msg: &'a [u8],
