@@ -134,17 +134,19 @@ pub(crate) fn accepted(proto: Proto, s: Socket) -> io::Result<Stream> {
 /// Sends one message: SCTP with `ppid`; TCP raw (ASAP) or framed (session).
 pub(crate) fn send(stream: &Stream, use_: Use, ppid: u32, data: &[u8]) -> io::Result<()> {
     match stream {
-        Stream::Sctp(s) => rserpool_net::sctp::send_blocking(s.as_raw_fd(), data, ppid).map(drop),
+        Stream::Sctp(s) => {
+            if peer_closed(s)? {
+                return Err(closed_by_peer());
+            }
+            rserpool_net::sctp::send_blocking(s.as_raw_fd(), data, ppid).map(drop)
+        }
         Stream::Tcp(s) => {
             if peer_closed(s)? {
                 // A write would still succeed (the kernel takes it and the
                 // peer answers with a reset), and the message would be lost
                 // although it was never delivered: fail it, so that the
                 // caller keeps it (a session re-sends it to the next PE).
-                return Err(io::Error::new(
-                    io::ErrorKind::BrokenPipe,
-                    "the peer has closed the connection",
-                ));
+                return Err(closed_by_peer());
             }
             let mut w: &TcpStream = s;
             match use_ {
@@ -155,11 +157,19 @@ pub(crate) fn send(stream: &Stream, use_: Use, ppid: u32, data: &[u8]) -> io::Re
     }
 }
 
-/// Whether the peer of a TCP connection has closed it (its FIN is the next
-/// thing to read). Peeks without blocking and without taking anything, so
-/// the reader thread still sees whatever comes before the end. None of our
-/// protocols half-closes: a peer that closed will not read what we send.
-fn peer_closed(s: &TcpStream) -> io::Result<bool> {
+fn closed_by_peer() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "the peer has closed the connection",
+    )
+}
+
+/// Whether the peer of a connection has closed it (a TCP FIN, an SCTP
+/// SHUTDOWN: the end of the stream is the next thing to read). Peeks
+/// without blocking and without taking anything, so the reader thread
+/// still sees whatever comes before the end. None of our protocols
+/// half-closes: a peer that closed will not read what we send.
+fn peer_closed(s: &impl std::os::fd::AsFd) -> io::Result<bool> {
     let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
     match socket2::SockRef::from(s).recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
     {
