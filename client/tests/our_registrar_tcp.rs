@@ -219,3 +219,56 @@ fn in_process_pe_reregisters_with_load_and_deregisters() {
         Err(Error::Resolve(ResolveError::UnknownPool))
     ));
 }
+
+#[test]
+fn terminal_example_talks_to_the_echo_pe_example() {
+    let logs = Logs::new("client-tcp-terminal");
+    let (_reg, port) = logs.registrar(
+        "registrar",
+        &[
+            "--asap",
+            "127.0.0.1:0",
+            "--transport",
+            "tcp",
+            "--announce",
+            "off",
+            "--min-address-scope",
+            "loopback",
+        ],
+    );
+    let _pe = echo_pe(&logs, "pe", port, "EchoPool", "0x77");
+    let mut term = Command::new(example_bin("terminal"))
+        .args([
+            "--transport",
+            "tcp",
+            "--registrar",
+            &format!("tcp:127.0.0.1:{port}"),
+            "--linger",
+            "1000",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = term.stdin.take().unwrap();
+        stdin.write_all(b"hello\nworld\n").unwrap();
+    }
+    let out = term.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "from PE 0x00000077: hello\nfrom PE 0x00000077: world\n",
+        "{}",
+        logs.all()
+    );
+    // The echo PE's cookies reach the terminal's session.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cookie: echo:0x00000077:2"), "{err}");
+}
