@@ -436,7 +436,8 @@ impl Worker {
         if let Some((at, _)) = self.rejoin.front() {
             t = t.min(*at);
         }
-        let wait = t.saturating_sub(now);
+        // Look at the phase at least every 10 ms.
+        let wait = t.saturating_sub(now).min(10_000_000);
         if wait < 1_000_000 {
             // epoll waits whole milliseconds: spin for shorter waits so that
             // requests leave on schedule.
