@@ -209,11 +209,14 @@ impl RunOptions {
                 a.proto = proto;
             }
             if a.proto == Proto::Sctp {
-                return Err(format!(
-                    "registrar {r}: SCTP is not supported by loadgen yet (use tcp:)"
-                ));
+                if let Some(why) = rserpool_net::sctp::unavailable_reason() {
+                    return Err(format!("registrar {r}: SCTP: {why}"));
+                }
             }
             registrars.push(a);
+        }
+        if registrars.iter().any(|r| r.proto != registrars[0].proto) {
+            return Err("all registrars must use the same transport".into());
         }
         let spread = match self.targets.as_deref().unwrap_or("spread") {
             "spread" => true,
@@ -432,7 +435,12 @@ mod tests {
             &["--eu-prob", "2"],
             &["--pools", "0"],
             &["--pes", "3", "--pools", "5"],
-            &["--registrar", "sctp:127.0.0.1:1"],
+            &[
+                "--registrar",
+                "tcp:127.0.0.1:1",
+                "--registrar",
+                "sctp:127.0.0.1:2",
+            ],
             &["--registrar", "nonsense"],
             &["--policy", "Nope"],
             &["--targets", "both"],

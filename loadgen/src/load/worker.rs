@@ -15,14 +15,17 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::Sender;
 use mio::net::TcpStream;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use rserpool_client::types::load_of;
 use rserpool_client::{
     Action, ConnId, PeEvent, PeSpec, PoolElementCore, PoolUserCore, Proto, PuEvent,
     RegistrarConfig, RequestError, RequestId, ResolveError, Time, UserConfig,
 };
+use rserpool_net::sctp;
 use rserpool_wire::asap::AsapMessage;
 use rserpool_wire::{AsapType, CauseCode, frame_len};
+use std::os::fd::AsRawFd;
 
 use super::config::Settings;
 use super::population::{Population, echo_answer};
@@ -124,8 +127,55 @@ pub struct Report {
     pub stats: Stats,
 }
 
+enum Sock {
+    Tcp(TcpStream),
+    Sctp(socket2::Socket),
+}
+
+impl Sock {
+    fn open(addr: std::net::SocketAddr, proto: Proto) -> io::Result<Self> {
+        match proto {
+            Proto::Tcp => TcpStream::connect(addr).map(Self::Tcp),
+            Proto::Sctp => {
+                use socket2::{Domain, Protocol, Socket, Type};
+                let s = Socket::new(
+                    Domain::for_address(addr),
+                    Type::STREAM,
+                    Some(Protocol::from(libc::IPPROTO_SCTP)),
+                )?;
+                s.set_nonblocking(true)?;
+                sctp::configure(s.as_raw_fd(), rserpool_client::ASAP_PPID)?;
+                match s.connect(&addr.into()) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                    Err(e) => return Err(e),
+                }
+                Ok(Self::Sctp(s))
+            }
+        }
+    }
+
+    fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match self {
+            Self::Tcp(s) => s.take_error(),
+            Self::Sctp(s) => s.take_error(),
+        }
+    }
+
+    fn connected(&self) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.peer_addr().map(drop),
+            Self::Sctp(s) => s.peer_addr().map(drop),
+        }
+    }
+}
+
 struct Conn {
-    s: TcpStream,
+    s: Sock,
+    /// SCTP: lengths of the messages queued back to back in `wbuf`.
+    lens: Vec<u32>,
+    /// SCTP: the first pieces of a message received in parts.
+    partial: Vec<u8>,
     ent: usize,
     id: ConnId,
     connecting: bool,
@@ -206,6 +256,7 @@ pub struct Worker {
     pe_ptr: usize,
     drained: bool,
     pus_warm: bool,
+    recv: Option<sctp::RecvBatch>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -288,6 +339,7 @@ impl Worker {
             pe_ptr: 0,
             drained: false,
             pus_warm: false,
+            recv: None,
             set,
             pop,
             ctl,
@@ -341,7 +393,7 @@ impl Worker {
         let mut spec = PeSpec::new(
             self.pop.pools[d.pool].clone(),
             d.id,
-            Proto::Tcp,
+            self.set.registrars.first().map_or(Proto::Tcp, |r| r.proto),
             d.port,
             vec![self.set.pe_address],
         );
@@ -926,7 +978,7 @@ impl Worker {
                     .addrs
                     .first()
                     .ok_or_else(|| io::Error::other("no address"))
-                    .and_then(|addr| TcpStream::connect(*addr))
+                    .and_then(|addr| Sock::open(*addr, to.proto))
                     .and_then(|s| self.add_conn(e, conn, s));
                 if ok.is_err() {
                     match &mut self.ents[e].role {
@@ -957,6 +1009,9 @@ impl Worker {
                 if let Some(&(_, idx)) = self.ents[e].conns.iter().find(|(c, _)| *c == conn) {
                     if let Some(c) = self.conns[idx].as_mut() {
                         c.wbuf.extend_from_slice(&data);
+                        if matches!(c.s, Sock::Sctp(_)) {
+                            c.lens.push(data.len() as u32);
+                        }
                         if !c.dirty {
                             c.dirty = true;
                             self.dirty.push(idx);
@@ -973,7 +1028,7 @@ impl Worker {
         }
     }
 
-    fn add_conn(&mut self, e: usize, id: ConnId, mut s: TcpStream) -> io::Result<()> {
+    fn add_conn(&mut self, e: usize, id: ConnId, mut s: Sock) -> io::Result<()> {
         let idx = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -981,17 +1036,26 @@ impl Worker {
                 self.conns.len() - 1
             }
         };
-        if let Err(err) = self.poll.registry().register(
-            &mut s,
-            Token(idx),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        let r = match &mut s {
+            Sock::Tcp(t) => {
+                let _ = t.set_nodelay(true);
+                self.poll.registry().register(t, Token(idx), interest)
+            }
+            Sock::Sctp(x) => {
+                self.poll
+                    .registry()
+                    .register(&mut SourceFd(&x.as_raw_fd()), Token(idx), interest)
+            }
+        };
+        if let Err(err) = r {
             self.free.push(idx);
             return Err(err);
         }
-        let _ = s.set_nodelay(true);
         self.conns[idx] = Some(Conn {
             s,
+            lens: Vec::new(),
+            partial: Vec::new(),
             ent: e,
             id,
             connecting: true,
@@ -1006,7 +1070,13 @@ impl Worker {
 
     fn drop_conn(&mut self, idx: usize) {
         if let Some(mut c) = self.conns[idx].take() {
-            let _ = self.poll.registry().deregister(&mut c.s);
+            let _ = match &mut c.s {
+                Sock::Tcp(t) => self.poll.registry().deregister(t),
+                Sock::Sctp(x) => self
+                    .poll
+                    .registry()
+                    .deregister(&mut SourceFd(&x.as_raw_fd())),
+            };
             self.free_later.push(idx);
         }
     }
@@ -1041,8 +1111,8 @@ impl Worker {
                 Ok(None) => {}
                 _ => return self.conn_lost(idx, now),
             }
-            match c.s.peer_addr() {
-                Ok(_) => {}
+            match c.s.connected() {
+                Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
                 Err(_) => return self.conn_lost(idx, now),
             }
@@ -1067,6 +1137,10 @@ impl Worker {
         let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
+        let s = match &mut c.s {
+            Sock::Sctp(_) => return self.read_sctp(idx, now),
+            Sock::Tcp(s) => s,
+        };
         let mut closed = false;
         loop {
             if c.rlen == c.rbuf.len() {
@@ -1077,7 +1151,7 @@ impl Worker {
                 let n = c.rbuf.len() * 2;
                 c.rbuf.resize(n, 0);
             }
-            match c.s.read(&mut c.rbuf[c.rlen..]) {
+            match s.read(&mut c.rbuf[c.rlen..]) {
                 Ok(0) => {
                     closed = true;
                     break;
@@ -1381,6 +1455,105 @@ impl Worker {
         }
     }
 
+    /// SCTP: one `recvmmsg` batch after another until the socket is empty;
+    /// PPID 11 checked on every message.
+    fn read_sctp(&mut self, idx: usize, now: u64) {
+        let mut rb = self
+            .recv
+            .take()
+            .unwrap_or_else(|| sctp::RecvBatch::new(64, 8192));
+        let mut closed = false;
+        'outer: while let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
+            let (e, id) = (c.ent, c.id);
+            let Sock::Sctp(x) = &c.s else { break };
+            let n = match rb.recv(x.as_raw_fd()) {
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            };
+            for (data, m) in rb.iter() {
+                if m.notification {
+                    continue;
+                }
+                if m.len == 0 && m.complete {
+                    closed = true;
+                    break 'outer;
+                }
+                let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+                    break 'outer;
+                };
+                if !m.complete {
+                    c.partial.extend_from_slice(data);
+                    continue;
+                }
+                let whole: Vec<u8>;
+                let msg: &[u8] = if c.partial.is_empty() {
+                    data
+                } else {
+                    c.partial.extend_from_slice(data);
+                    whole = std::mem::take(&mut c.partial);
+                    &whole
+                };
+                if m.ppid.is_some_and(|p| p != rserpool_client::ASAP_PPID) {
+                    let k = self.kind_of_ent(e);
+                    self.stats
+                        .wrong(k, None, "message with a PPID other than 11");
+                    continue;
+                }
+                self.on_frame(e, id, msg, now);
+            }
+            if n < rb.slots() {
+                break;
+            }
+        }
+        self.recv = Some(rb);
+        if closed {
+            self.conn_lost(idx, now);
+        }
+    }
+
+    /// SCTP: the queued messages with `sendmmsg`, as many as the socket
+    /// takes.
+    fn write_sctp(&mut self, idx: usize, fd: std::os::fd::RawFd, now: u64) {
+        let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let (mut off, mut done) = (0usize, 0usize);
+        let mut failed = false;
+        while done < c.lens.len() {
+            match sctp::send_batch_lens(
+                fd,
+                &c.wbuf[off..],
+                &c.lens[done..],
+                rserpool_client::ASAP_PPID,
+            ) {
+                Ok(0) => break,
+                Ok(n) => {
+                    off += c.lens[done..done + n]
+                        .iter()
+                        .map(|l| *l as usize)
+                        .sum::<usize>();
+                    done += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        c.wbuf.drain(..off);
+        c.lens.drain(..done);
+        if failed {
+            self.conn_lost(idx, now);
+        }
+    }
+
     // ----- writes -----
 
     fn flush_writes(&mut self, now: u64) {
@@ -1398,10 +1571,17 @@ impl Worker {
         if c.connecting || c.wbuf.is_empty() {
             return;
         }
+        let s = match &mut c.s {
+            Sock::Sctp(x) => {
+                let fd = x.as_raw_fd();
+                return self.write_sctp(idx, fd, now);
+            }
+            Sock::Tcp(s) => s,
+        };
         let mut off = 0;
         let mut failed = false;
         while off < c.wbuf.len() {
-            match c.s.write(&c.wbuf[off..]) {
+            match s.write(&c.wbuf[off..]) {
                 Ok(0) => {
                     failed = true;
                     break;
