@@ -140,6 +140,12 @@ pub struct RunOptions {
     #[arg(long)]
     #[serde(default)]
     pub quiet: bool,
+    /// Spin (poll without waiting) when the next request is due in less
+    /// than a millisecond, instead of sleeping: more exact schedules on a
+    /// core of its own, worse on a shared one.
+    #[arg(long)]
+    #[serde(default)]
+    pub spin: bool,
     /// Report this process's (the registrar's) CPU time per second, read
     /// from /proc.
     #[arg(long, value_name = "PID")]
@@ -167,7 +173,7 @@ impl RunOptions {
             items, reg_rate, reg_in_flight, duration, setup_timeout, drain, timeout, threads,
             cores, seed, interval_log, json, interval, registrar_pid;
             registrar;
-            echo, quiet)
+            echo, quiet, spin)
     }
 
     /// Reads the scenario file, if one is named, and merges it under the
@@ -310,6 +316,7 @@ impl RunOptions {
             json: self.json.clone(),
             interval: Duration::from_secs_f64(interval),
             quiet: self.quiet,
+            spin: self.spin,
             registrar_pid: self.registrar_pid,
         })
     }
@@ -401,6 +408,8 @@ pub struct Settings {
     pub interval: Duration,
     /// No progress line.
     pub quiet: bool,
+    /// Spin instead of sleeping for sub-millisecond waits.
+    pub spin: bool,
     /// Registrar pid for CPU accounting.
     pub registrar_pid: Option<u32>,
 }

@@ -491,8 +491,12 @@ impl Worker {
         // Look at the phase at least every 10 ms.
         let wait = t.saturating_sub(now).min(10_000_000);
         if wait < 1_000_000 {
-            // epoll waits whole milliseconds: spin for shorter waits so that
-            // requests leave on schedule.
+            // epoll waits whole milliseconds: for shorter waits, spin (with
+            // --spin) or sleep that long first, so that requests leave on
+            // schedule.
+            if !self.set.spin && wait > 0 {
+                std::thread::sleep(Duration::from_nanos(wait));
+            }
             Duration::ZERO
         } else {
             Duration::from_millis(wait / 1_000_000)
