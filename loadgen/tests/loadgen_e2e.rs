@@ -4,6 +4,8 @@
 //! percentiles are present and ordered, the interval log adds up to the
 //! summary, and no answer is wrong. A scripted fake registrar that names a
 //! PE of another pool shows that wrong answers are caught and counted apart.
+//! Over SCTP (inside the project's SCTP lab when this kernel has none), the
+//! same against our registrar and against RSPLIB's `rspregistrar`.
 
 #[path = "../../client/tests/common/mod.rs"]
 mod common;
@@ -523,4 +525,105 @@ fn scenario_file_sets_the_options() {
     assert_eq!(u(kind(&v["setup"]["stats"], "registration"), "ok"), 12);
     let _ = echo.kill();
     let _ = echo.wait();
+}
+
+const SITE: &str = "10.77.0.254";
+
+/// Runs inside the SCTP lab (re-running this test there when this kernel
+/// has no SCTP).
+fn in_lab(test: &str) -> bool {
+    let _ = registrar_bin();
+    if !rserpool_tests::lab::here(test, rserpool_tests::lab::Hosts(0)) {
+        return false;
+    }
+    if std::env::var("SCTP_LAB").as_deref() != Ok("1") {
+        rserpool_tests::skip(test, "needs the SCTP lab's 10.77.0.254");
+        return false;
+    }
+    true
+}
+
+fn sctp_run(logs: &Logs, name: &str, pid: u32) -> Value {
+    let dir = logs.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let target = format!("sctp:{SITE}:3863");
+    let pid = pid.to_string();
+    let (v, o) = run_json(
+        &[
+            "--registrar",
+            &target,
+            "--pe-address",
+            SITE,
+            "--registrar-pid",
+            &pid,
+            "--pes",
+            "40",
+            "--pools",
+            "4",
+            "--pus",
+            "4",
+            "--rate",
+            "300",
+            "--reg-rate",
+            "30",
+            "--duration",
+            "1.5",
+        ],
+        &dir,
+    );
+    check_run(&v, &o, &dir.join("intervals.hlog"));
+    assert_eq!(
+        u(kind(&v["setup"]["stats"], "registration"), "ok"),
+        40,
+        "{name}: {v}"
+    );
+    let hr = kind(&v["steps"][0]["stats"], "handle_resolution");
+    assert!(u(hr, "ok") >= 400, "{name}: {hr}");
+    assert!(
+        v["steps"][0]["registrar_cpu_s_per_s"].as_f64().is_some(),
+        "{name}: registrar CPU read from /proc"
+    );
+    v
+}
+
+#[test]
+fn over_sctp_against_our_registrar_and_rspregistrar() {
+    if !in_lab("over_sctp_against_our_registrar_and_rspregistrar") {
+        return;
+    }
+    let logs = Logs::new("loadgen-e2e-sctp");
+    let site = format!("{SITE}:3863");
+    let mut ours = logs.spawn(
+        "ours",
+        Command::new(registrar_bin()).args([
+            "--asap",
+            &site,
+            "--transport",
+            "sctp",
+            "--announce",
+            "off",
+            "--cores",
+            "none",
+            "--log-level",
+            "info",
+        ]),
+    );
+    logs.wait_for("ours", "registrar is ready", Duration::from_secs(10));
+    sctp_run(&logs, "ours", ours.0.id());
+    ours.kill();
+    let asap = format!("-asap={SITE}:3863");
+    let enrp = format!("-enrp={SITE}:9901");
+    let rsp = logs.spawn(
+        "rspregistrar",
+        Command::new("rspregistrar").args([
+            asap.as_str(),
+            enrp.as_str(),
+            "-asapannounce=off",
+            "-enrpannounce=off",
+            "-loglevel=3",
+            "-logcolor=off",
+        ]),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    sctp_run(&logs, "rsplib", rsp.0.id());
 }
