@@ -16,6 +16,7 @@ secs=${2:-5}
 k=${3:-64}
 bin=./target/release
 out=${OUT:-$(mktemp -d)}
+mkdir -p "$out"
 keep=${OUT:+1}
 trap 'kill $(jobs -p) 2>/dev/null; [ -z "$keep" ] && rm -rf "$out"' EXIT
 
@@ -49,13 +50,13 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for r in $(seq "$runs"); do
   for t in reg echo; do
     lg $t hr-$t-$r --pes 100 --pools 10 --pus "$k" --in-flight "$k"
-    echo "max resolutions $t run $r: $(field "$out/hr-$t-$r.json" handle_resolution "round(lat['count']/s['stats']['window_s']), 'p99_us', lat['p99_us'], 'server_cpu_s_per_s', round(s['registrar_cpu_s_per_s'],3), 'loadgen_cpu_s_per_s', round(s['loadgen_cpu_s_per_s'],3)")"
+    echo "load $(cut -d" " -f1 /proc/loadavg) max resolutions $t run $r: $(field "$out/hr-$t-$r.json" handle_resolution "round(lat['count']/s['stats']['window_s']), 'p99_us', lat['p99_us'], 'server_cpu_s_per_s', round(s['registrar_cpu_s_per_s'],3), 'loadgen_cpu_s_per_s', round(s['loadgen_cpu_s_per_s'],3)")"
   done
 done
 for r in $(seq "$runs"); do
   for t in reg echo; do
     lg $t rr-$t-$r --pes 1000 --pools 10 --pus 1 --reg-in-flight "$k"
-    echo "max re-registrations $t run $r: $(field "$out/rr-$t-$r.json" reregistration "round(lat['count']/s['stats']['window_s']), 'p99_us', lat['p99_us'], 'server_cpu_s_per_s', round(s['registrar_cpu_s_per_s'],3)")"
+    echo "load $(cut -d" " -f1 /proc/loadavg) max re-registrations $t run $r: $(field "$out/rr-$t-$r.json" reregistration "round(lat['count']/s['stats']['window_s']), 'p99_us', lat['p99_us'], 'server_cpu_s_per_s', round(s['registrar_cpu_s_per_s'],3)")"
   done
 done
 med() { # PREFIX TARGET KIND
@@ -67,7 +68,7 @@ half=$(python3 -c "print(round($hr_reg/2))")
 for r in $(seq "$runs"); do
   for t in reg echo; do
     lg $t half-$t-$r --pes 100 --pools 10 --pus "$k" --rate "$half"
-    echo "open loop $half/s $t run $r: $(field "$out/half-$t-$r.json" handle_resolution "round(lat['count']/s['stats']['window_s']), 'p50_us', lat['p50_us'], 'p99_us', lat['p99_us']")"
+    echo "load $(cut -d" " -f1 /proc/loadavg) open loop $half/s $t run $r: $(field "$out/half-$t-$r.json" handle_resolution "round(lat['count']/s['stats']['window_s']), 'p50_us', lat['p50_us'], 'p99_us', lat['p99_us']")"
   done
 done
 p99_reg=$(for r in $(seq "$runs"); do field "$out/half-reg-$r.json" handle_resolution "lat['p99_us']"; done | median)

@@ -14,6 +14,7 @@ secs=${2:-5}
 bin=./target/release
 addr=10.77.0.254
 out=${OUT:-$(mktemp -d)}
+mkdir -p "$out"
 keep=${OUT:+1}
 trap 'kill $(jobs -p) 2>/dev/null; [ -z "$keep" ] && rm -rf "$out"' EXIT
 
