@@ -26,8 +26,12 @@ use serde_json::Value;
 const LOADGEN: &str = env!("CARGO_BIN_EXE_loadgen");
 
 fn registrar(logs: &Logs) -> (Proc, u16) {
+    registrar_named(logs, "registrar")
+}
+
+fn registrar_named(logs: &Logs, name: &str) -> (Proc, u16) {
     let p = logs.spawn(
-        "registrar",
+        name,
         Command::new(registrar_bin()).args([
             "--asap",
             "127.0.0.1:0",
@@ -43,8 +47,8 @@ fn registrar(logs: &Logs) -> (Proc, u16) {
             "info",
         ]),
     );
-    logs.wait_for("registrar", "registrar is ready", Duration::from_secs(10));
-    let log = logs.read("registrar");
+    logs.wait_for(name, "registrar is ready", Duration::from_secs(10));
+    let log = logs.read(name);
     let port = log
         .lines()
         .find(|l| l.contains("registrar is ready"))
@@ -294,6 +298,64 @@ fn closed_loop_against_our_registrar() {
     check_run(&v, &o, &logs.dir.path().join("intervals.hlog"));
     let hr = kind(&v["steps"][0]["stats"], "handle_resolution");
     assert!(u(hr, "ok") > 500, "closed loop keeps 8 in flight: {hr}");
+}
+
+#[test]
+fn spread_over_two_registrars_and_fail_over_when_one_dies() {
+    let logs = Logs::new("loadgen-e2e-failover");
+    let (mut a, pa) = registrar_named(&logs, "a");
+    let (_b, pb) = registrar_named(&logs, "b");
+    let (ta, tb) = (format!("tcp:127.0.0.1:{pa}"), format!("tcp:127.0.0.1:{pb}"));
+    let dir = logs.dir.path().to_path_buf();
+    let run = std::thread::spawn(move || {
+        run_json(
+            &[
+                "--registrar",
+                &ta,
+                "--registrar",
+                &tb,
+                "--targets",
+                "spread",
+                "--pes",
+                "40",
+                "--pools",
+                "4",
+                "--pus",
+                "8",
+                "--rate",
+                "400",
+                "--rereg-interval",
+                "500",
+                "--timeout",
+                "500",
+                "--duration",
+                "3",
+            ],
+            &dir,
+        )
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    a.kill();
+    let (v, o) = run.join().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    check_consistent("total", &v["total"]);
+    for name in ANSWERED {
+        assert_eq!(u(kind(&v["total"], name), "wrong"), 0, "{name}: {v}");
+    }
+    let lost = v["steps"][0]["stats"]["notes"]["PE lost its registrar connection"]
+        .as_u64()
+        .unwrap_or(0);
+    // Spread: about half of the PEs were on the registrar that died.
+    assert!((5..=35).contains(&lost), "{lost}: {v}");
+    // The PUs and PEs went on with the other one.
+    let hr = kind(&v["steps"][0]["stats"], "handle_resolution");
+    assert!(u(hr, "ok") >= 800, "{hr}");
+    let dereg = kind(&v["teardown"], "deregistration");
+    assert_eq!(
+        u(dereg, "ok"),
+        40,
+        "every PE deregistered from the survivor: {dereg}"
+    );
 }
 
 fn echo_server() -> (std::process::Child, String) {
