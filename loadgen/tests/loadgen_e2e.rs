@@ -272,6 +272,53 @@ fn against_our_registrar_over_tcp() {
 }
 
 #[test]
+fn ratios_to_the_floor() {
+    let logs = Logs::new("loadgen-e2e-floor");
+    let (_reg, port) = registrar(&logs);
+    let (mut echo, addr) = echo_server();
+    let target = format!("tcp:127.0.0.1:{port}");
+    let floor = format!("tcp:{addr}");
+    let json = logs.dir.path().join("floor.json");
+    let o = loadgen(&[
+        "run",
+        "--registrar",
+        &target,
+        "--floor",
+        &floor,
+        "--pes",
+        "20",
+        "--pools",
+        "4",
+        "--pus",
+        "8",
+        "--rate",
+        "500",
+        "--duration",
+        "1",
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("the floor (echo at tcp:"), "{out}");
+    assert!(out.contains("ratios to the floor"), "{out}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rate = v["floor_ratios"]["handle_resolution"]["rate"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{v}"));
+    // The same open-loop rate is answered by both.
+    assert!((0.9..=1.1).contains(&rate), "{rate}");
+    assert!(
+        v["floor_ratios"]["handle_resolution"]["p99"]
+            .as_f64()
+            .is_some()
+    );
+    let _ = echo.kill();
+    let _ = echo.wait();
+}
+
+#[test]
 fn closed_loop_against_our_registrar() {
     let logs = Logs::new("loadgen-e2e-closed");
     let (_reg, port) = registrar(&logs);

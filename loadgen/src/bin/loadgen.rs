@@ -37,6 +37,11 @@ enum Cmd {
 struct RunArgs {
     #[command(flatten)]
     opts: RunOptions,
+    /// Then run the same load against this `loadgen echo` server (the
+    /// floor, `[tcp:]ADDR:PORT`) and print the registrar's figures as
+    /// ratios to it.
+    #[arg(long, value_name = "ADDR:PORT")]
+    floor: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -111,8 +116,8 @@ fn write_json(
 ) -> Result<(), String> {
     if let Some(p) = &set.json {
         let mut v = out.to_json(set);
-        if let (Some(x), Some(m)) = (extra, v.as_object_mut()) {
-            m.insert("sweep".into(), x);
+        if let (Some(serde_json::Value::Object(x)), Some(m)) = (extra, v.as_object_mut()) {
+            m.extend(x);
         }
         let text = serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?;
         std::fs::write(p, text + "\n").map_err(|e| format!("cannot write {}: {e}", p.display()))?;
@@ -134,12 +139,68 @@ fn status(out: &Outcome) -> ExitCode {
 }
 
 fn run(a: RunArgs) -> Result<ExitCode, String> {
+    let floor_set = match &a.floor {
+        Some(f) => {
+            let mut o = a.opts.clone();
+            o.registrar = vec![f.clone()];
+            o.echo = true;
+            o.registrar_pid = None;
+            o.json = None;
+            o.interval_log = None;
+            Some(settings(o)?)
+        }
+        None => None,
+    };
     let set = settings(a.opts)?;
     let mut plan = single_step(&set);
     let out = execute(&set, &mut plan)?;
     print!("{}", out.tables());
-    write_json(&set, &out, None)?;
+    let extra = match floor_set {
+        Some(fs) => {
+            let mut plan = single_step(&fs);
+            let floor = execute(&fs, &mut plan)?;
+            println!("\nthe floor (echo at {}):", fs.registrars[0]);
+            print!("{}", floor.tables());
+            let (text, json) = ratios(&out, &floor);
+            println!("\n{text}");
+            Some(json)
+        }
+        None => None,
+    };
+    write_json(
+        &set,
+        &out,
+        extra.map(|j| serde_json::json!({ "floor_ratios": j })),
+    )?;
     Ok(status(&out))
+}
+
+/// The registrar's step figures as ratios to the floor's: answered rate,
+/// p50 and p99 per message type.
+fn ratios(reg: &Outcome, floor: &Outcome) -> (String, serde_json::Value) {
+    use rserpool_loadgen::load::stats::Kind;
+    let mut text =
+        String::from("ratios to the floor (registrar / echo): type, answered rate, p50, p99\n");
+    let mut json = serde_json::Map::new();
+    let (Some(r), Some(f)) = (reg.steps.first(), floor.steps.first()) else {
+        return (text, serde_json::Value::Null);
+    };
+    for k in Kind::ALL.into_iter().filter(|k| k.answered()) {
+        let (rs, fs) = (r.stats.kind(k), f.stats.kind(k));
+        if rs.latency.is_empty() || fs.latency.is_empty() {
+            continue;
+        }
+        let q = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        let rate = q(r.answered_rate(k), f.answered_rate(k));
+        let p50 = q(rs.percentile_ns(0.5) as f64, fs.percentile_ns(0.5) as f64);
+        let p99 = q(rs.percentile_ns(0.99) as f64, fs.percentile_ns(0.99) as f64);
+        text += &format!("  {:<20} {rate:>6.2} {p50:>6.2} {p99:>6.2}\n", k.name());
+        json.insert(
+            k.name().into(),
+            serde_json::json!({ "rate": rate, "p50": p50, "p99": p99 }),
+        );
+    }
+    (text, serde_json::Value::Object(json))
 }
 
 fn sweep(a: SweepArgs) -> Result<ExitCode, String> {
@@ -295,12 +356,12 @@ fn sweep(a: SweepArgs) -> Result<ExitCode, String> {
         let svg = plot(&title, "offered rate (per second)", &series, &hl);
         std::fs::write(p, svg).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
     }
-    let extra = serde_json::json!({
+    let extra = serde_json::json!({ "sweep": {
         "objective": a.objective,
         "kind": kind.kind().name(),
         "highest_passing_rate": best,
         "verdicts": verdicts.iter().map(|v| match v { Ok(()) => "pass".to_string(), Err(w) => w.clone() }).collect::<Vec<_>>(),
-    });
+    }});
     write_json(&set, &out, Some(extra))?;
     Ok(status(&out))
 }
