@@ -256,6 +256,7 @@ pub struct Worker {
     pe_ptr: usize,
     drained: bool,
     pus_warm: bool,
+    next_scan: u64,
     recv: Option<sctp::RecvBatch>,
 }
 
@@ -339,6 +340,7 @@ impl Worker {
             pe_ptr: 0,
             drained: false,
             pus_warm: false,
+            next_scan: 0,
             recv: None,
             set,
             pop,
@@ -593,10 +595,16 @@ impl Worker {
                 }
                 // PUs connect (one resolution each) once this worker's PEs
                 // are in.
-                let pes_done = self.pes.iter().all(|&e| match &self.ents[e].role {
-                    Role::Pe(p) => p.first_done,
-                    Role::Pu(_) => true,
-                });
+                // (Scanned at most every 5 ms: 10,000 PEs per pass add up.)
+                let scan = !self.pus_warm && now >= self.next_scan;
+                if scan {
+                    self.next_scan = now + 5_000_000;
+                }
+                let pes_done = scan
+                    && self.pes.iter().all(|&e| match &self.ents[e].role {
+                        Role::Pe(p) => p.first_done,
+                        Role::Pu(_) => true,
+                    });
                 if pes_done && !self.pus_warm {
                     self.pus_warm = true;
                     for i in 0..self.pus.len() {
@@ -624,9 +632,12 @@ impl Worker {
                     self.churn_one(now);
                 }
             }
-            TEARDOWN if !self.drained && self.nothing_in_flight() => {
-                self.drained = true;
-                self.ctl.drained.fetch_add(1, Ordering::AcqRel);
+            TEARDOWN if !self.drained && now >= self.next_scan => {
+                self.next_scan = now + 5_000_000;
+                if self.nothing_in_flight() {
+                    self.drained = true;
+                    self.ctl.drained.fetch_add(1, Ordering::AcqRel);
+                }
             }
             _ => {}
         }
