@@ -273,9 +273,16 @@ impl RunOptions {
             return Err("--threads must be 1..256".into());
         }
         let cores = parse_cores(self.cores.as_deref().unwrap_or("none"))?;
-        let duration = positive("--duration", self.duration)?.unwrap_or(10.0);
-        let interval = positive("--interval", self.interval)?.unwrap_or(1.0);
-        let setup_timeout = positive("--setup-timeout", self.setup_timeout)?.unwrap_or(60.0);
+        let secs = |name: &str, v: Option<f64>, default: f64| -> Result<f64, String> {
+            let v = positive(name, v)?.unwrap_or(default);
+            if v > 1e7 {
+                return Err(format!("{name} must be at most 10^7 s"));
+            }
+            Ok(v)
+        };
+        let duration = secs("--duration", self.duration, 10.0)?;
+        let interval = secs("--interval", self.interval, 1.0)?;
+        let setup_timeout = secs("--setup-timeout", self.setup_timeout, 60.0)?;
         let drain = self.drain.unwrap_or(5.0);
         if !(0.0..=3600.0).contains(&drain) {
             return Err("--drain must be 0..3600 s".into());
@@ -455,6 +462,8 @@ mod tests {
             &["--targets", "both"],
             &["--cores", "a,b"],
             &["--rate=-1"],
+            &["--duration", "1e300"],
+            &["--interval", "0"],
         ] {
             let e = opts(args).resolve().unwrap_err();
             assert!(!e.contains('\n'), "{e}");
