@@ -65,6 +65,12 @@ pub struct RunOptions {
     /// PE re-registration interval in ms (default 30000).
     #[arg(long, value_name = "MS")]
     pub rereg_interval: Option<u64>,
+    /// With a policy that has a load (LeastUsed, ...): after every granted
+    /// registration each PE changes its load by a random step under 1 % of
+    /// the range, which its next periodic re-registration carries.
+    #[arg(long)]
+    #[serde(default)]
+    pub load_changes: bool,
     /// Churn: PEs leaving (deregistering) per second, each joining again
     /// (new association, registration) after `--churn-down` (default 0).
     #[arg(long, value_name = "PER_S")]
@@ -173,7 +179,7 @@ impl RunOptions {
             items, reg_rate, reg_in_flight, duration, setup_timeout, drain, timeout, threads,
             cores, seed, interval_log, json, interval, registrar_pid;
             registrar;
-            echo, quiet, spin)
+            echo, quiet, spin, load_changes)
     }
 
     /// Reads the scenario file, if one is named, and merges it under the
@@ -301,6 +307,7 @@ impl RunOptions {
             policy,
             pe_address: self.pe_address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             pe_port_base: self.pe_port_base.unwrap_or(20000),
+            load_changes: self.load_changes,
             rereg_interval: Duration::from_millis(self.rereg_interval.unwrap_or(30_000).max(1)),
             churn_rate,
             churn_down: Duration::from_millis(self.churn_down.unwrap_or(1000)),
@@ -373,6 +380,8 @@ pub struct Settings {
     pub pe_port_base: u16,
     /// Re-registration interval.
     pub rereg_interval: Duration,
+    /// Small load changes carried by the periodic re-registrations.
+    pub load_changes: bool,
     /// Churn leaves per second.
     pub churn_rate: Option<f64>,
     /// Churn time away.

@@ -1317,6 +1317,20 @@ impl Worker {
                         self.reg_out = self.reg_out.saturating_sub(1);
                     }
                 }
+                if self.set.load_changes {
+                    if let Some(load) = load_of(&p.core.spec().policy) {
+                        // Under 1 % of the range: the core keeps it for the
+                        // next periodic re-registration.
+                        let step = (self.rng.next_u32() % (u32::MAX / 200)) as i64;
+                        let up = self.rng.next_u32() & 1 == 1;
+                        let new = if up {
+                            (i64::from(load) + step).min(i64::from(u32::MAX))
+                        } else {
+                            (i64::from(load) - step).max(0)
+                        };
+                        p.core.set_load(Time(now / 1000), new as u32);
+                    }
+                }
                 setup_finished = true;
             }
             PeEvent::Rejected { cause } => {
