@@ -82,8 +82,10 @@ pub trait LocalOut {
 /// Something for the replication core.
 #[derive(Debug)]
 pub enum ToReplication {
-    /// A shard's replication event.
-    Shard(Event),
+    /// A shard's replication events of one wake-up, in order (one channel
+    /// message and one wake-up of the replication core per batch, not per
+    /// event).
+    Shard(Vec<Event>),
 }
 
 /// Limits the core enforces.
@@ -108,6 +110,7 @@ pub struct Core {
     addrs: Vec<IpAddr>,
     transmits: Vec<(u64, usize, usize)>,
     events: Vec<Event>,
+    repl_pending: Vec<Event>,
 }
 
 impl std::fmt::Debug for Core {
@@ -144,6 +147,7 @@ impl Core {
             addrs: Vec::new(),
             transmits: Vec::new(),
             events: Vec::new(),
+            repl_pending: Vec::new(),
         }
     }
 
@@ -372,10 +376,8 @@ impl Core {
             match e {
                 Event::AbortAssociation(a) => self.abort(a, out),
                 other => {
-                    if let Some(tx) = &self.repl {
-                        if tx.try_send(ToReplication::Shard(other)).is_err() {
-                            self.metrics.replication_dropped.inc();
-                        }
+                    if self.repl.is_some() {
+                        self.repl_pending.push(other);
                     }
                 }
             }
@@ -468,7 +470,30 @@ impl Core {
         self.shard.as_ref().and_then(Shard::poll_timeout)
     }
 
-    /// The batches built since the last call, by destination core.
+    /// Sends the replication events gathered since the last call to the
+    /// replication core as one batch (a full channel drops the batch and
+    /// counts its events in `replication_dropped`). Drivers call it once per
+    /// wake-up.
+    pub fn flush_replication(&mut self) {
+        if self.repl_pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.repl_pending);
+        let n = batch.len() as u64;
+        if let Some(tx) = &self.repl {
+            if tx.try_send(ToReplication::Shard(batch)).is_err() {
+                self.metrics.replication_dropped.add(n);
+            }
+        }
+    }
+
+    /// Replication events waiting for [`Core::flush_replication`].
+    pub fn pending_replication(&self) -> usize {
+        self.repl_pending.len()
+    }
+
+    /// The mesh batches of this wake-up, by destination core. Call once per
+    /// wake-up, with [`Core::flush_replication`].
     pub fn take_batches(&mut self) -> impl Iterator<Item = (usize, Vec<u8>)> + '_ {
         self.batches
             .iter_mut()
@@ -629,5 +654,90 @@ mod tests {
         c0.handle_asap(Time(1), &mut pu, &hr.to_vec().unwrap(), &mut out);
         assert_eq!(out.0.len(), 1, "answered at once (unknown pool)");
         assert_eq!(c0.take_batches().count(), 0);
+    }
+
+    #[test]
+    fn replication_events_of_a_wake_up_go_as_one_batch_in_order() {
+        let (tx, rx) = crossbeam::channel::bounded(4);
+        let cfg = Config {
+            server_id: ServerId(0x42),
+            min_address_scope: rserpool_shard::addr::Scope::Loopback,
+            // As when ENRP peers are configured.
+            replicate: true,
+            ..Config::default()
+        };
+        let limits = CoreLimits {
+            max_hr_rate: None,
+            max_eu_rate: None,
+        };
+        let metrics: std::sync::Arc<CoreMetrics> = std::sync::Arc::default();
+        let mut c = Core::new(
+            0,
+            1,
+            2,
+            Some(Shard::new(cfg)),
+            Some(tx),
+            limits,
+            metrics.clone(),
+        );
+        let lo = ["127.0.0.1".parse().unwrap()];
+        let mut pe = ConnMeta::new(
+            mesh::make_assoc(0, 1, 5),
+            TransportKind::Tcp,
+            lo.to_vec(),
+            4000,
+        );
+        let mut out = Out::default();
+        let mut register = |c: &mut Core, id: u32| {
+            let reg = AsapMessage::Registration(Registration {
+                pool_handle: PoolHandle::new(b"repl").unwrap(),
+                element: PoolElement {
+                    id: PeId(id),
+                    home_server: ServerId(0),
+                    registration_life: 1000,
+                    user_transport: Transport::tcp(7000, TransportUse::DATA_ONLY, &lo),
+                    policy: rserpool_wire::Policy::RoundRobin {}.into(),
+                    asap_transport: None,
+                },
+            });
+            c.handle_asap(Time(1), &mut pe, &reg.to_vec().unwrap(), &mut out);
+        };
+        for id in [1, 2, 3] {
+            register(&mut c, id);
+        }
+        // Nothing crosses to the replication core until the wake-up ends.
+        assert!(rx.try_recv().is_err());
+        assert_eq!(c.pending_replication(), 3);
+        c.flush_replication();
+        assert_eq!(c.pending_replication(), 0);
+        let ToReplication::Shard(batch) = rx.try_recv().unwrap();
+        assert!(rx.try_recv().is_err(), "one channel message for the batch");
+        let ids: Vec<u32> = batch
+            .iter()
+            .map(|e| match e {
+                Event::Update { action, bytes } => {
+                    assert_eq!(*action, rserpool_wire::enrp::UpdateAction::AddPe);
+                    // Pool Handle parameter ("repl": 4 + 4 bytes), then the
+                    // Pool Element parameter, whose PE id follows its header.
+                    u32::from_be_bytes(bytes[12..16].try_into().unwrap())
+                }
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        // An empty flush sends nothing.
+        c.flush_replication();
+        assert!(rx.try_recv().is_err());
+        // A full channel (capacity 4) drops the batch and counts its events.
+        for _ in 0..4 {
+            register(&mut c, 1); // a re-registration is an update too
+            c.flush_replication();
+        }
+        assert_eq!(metrics.replication_dropped.get(), 0);
+        register(&mut c, 1);
+        register(&mut c, 2);
+        c.flush_replication();
+        assert_eq!(metrics.replication_dropped.get(), 2);
+        assert_eq!(rx.len(), 4);
     }
 }

@@ -113,9 +113,11 @@ pub fn run(s: ReplicationSetup) {
         let wait = wait.min(Duration::from_millis(200));
         crossbeam::select! {
             recv(s.events) -> ev => match ev {
-                Ok(ToReplication::Shard(e)) => {
-                    s.metrics.updates.inc();
-                    tracing::trace!(?e, "handle-space change");
+                Ok(ToReplication::Shard(batch)) => {
+                    s.metrics.updates.add(batch.len() as u64);
+                    for e in &batch {
+                        tracing::trace!(?e, "handle-space change");
+                    }
                 }
                 Err(_) => break,
             },

@@ -580,3 +580,33 @@ fn a_client_that_does_not_read_is_paused_loses_nothing_and_stalls_nobody() {
     writer.join().unwrap();
     assert!(buf.is_empty());
 }
+
+#[test]
+fn with_a_peer_configured_every_change_reaches_the_replication_core() {
+    let m = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    // ENRP itself is later work: the peer is only configured, never dialled.
+    let reg = Reg::start(&["--metrics", &m, "--peer", "127.0.0.1:9"]);
+    let addrs = lo();
+    let mut pe = reg.connect();
+    for id in 1..=3 {
+        pe.send(&registration("replicated", id, RR, &addrs));
+        pe.recv();
+    }
+    // Three adds and a re-registration (an update too), then association
+    // loss removes all three: 4 + 3 events.
+    pe.send(&registration("replicated", 1, RR, &addrs));
+    pe.recv();
+    assert!(eventually(Duration::from_secs(3), || metric(
+        &m,
+        "rserpool_replication_updates_total"
+    ) == 4));
+    drop(pe);
+    assert!(eventually(Duration::from_secs(3), || metric(
+        &m,
+        "rserpool_replication_updates_total"
+    ) == 7));
+    assert_eq!(metric(&m, "rserpool_replication_dropped_total"), 0);
+}

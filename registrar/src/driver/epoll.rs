@@ -212,6 +212,8 @@ impl Loop {
             self.send_batches();
             self.flush();
             self.reap(t);
+            // Removals of the PEs of connections reaped just now.
+            self.setup.core.flush_replication();
             if self.messages > 0 {
                 clock = Instant::now();
                 let ns = u64::try_from(clock.duration_since(woke).as_nanos())
@@ -542,6 +544,7 @@ impl Loop {
     }
 
     fn send_batches(&mut self) {
+        self.setup.core.flush_replication();
         let batches: Vec<(usize, Vec<u8>)> = self.setup.core.take_batches().collect();
         for (dest, buf) in batches {
             let Some(tx) = self.setup.outboxes.get(dest) else {

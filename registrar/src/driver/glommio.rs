@@ -143,6 +143,7 @@ async fn serve(setup: CoreSetup) -> io::Result<()> {
         if due.is_some_and(|d| d <= t) {
             let mut out = Collect::default();
             shared.setup.borrow_mut().core.handle_timeout(t, &mut out);
+            shared.setup.borrow_mut().core.flush_replication();
             route(&shared, out);
         }
         let wait = due.map_or(Duration::from_millis(50), |d| {
@@ -242,6 +243,7 @@ async fn connection(
         }
         buf.copy_within(pos..len, 0);
         len -= pos;
+        shared.setup.borrow_mut().core.flush_replication();
         route(&shared, out);
         if close {
             break;
@@ -257,6 +259,7 @@ async fn connection(
         setup
             .core
             .connection_closed(t, id, meta.registered, &mut out);
+        setup.core.flush_replication();
         setup.metrics.closed.inc();
     }
     route(&shared, out);
