@@ -19,7 +19,15 @@
 //!   untimed every `n / 10`.
 //!
 //! Every timing includes encoding the response into a reused buffer; none
-//! includes decoding the request (see the `wire` benchmarks).
+//! includes decoding the request (see the `wire` benchmarks), nor choosing
+//! the targets: every operation works through a batch of targets prepared
+//! untimed. Untimed checks after each batch: every resolution was answered
+//! with PEs and the last answer holds as many as the pool can give; no
+//! registration was refused; the shard has the expected number of PEs.
+//!
+//! Time stands still in every benchmark but `keep_alive` (whose rounds
+//! move it), so the timer-wheel entries of the registrations made while
+//! measuring are never drained; in a registrar they are, in its timer runs.
 //!
 //! Select sizes with environment variables (comma lists): `SHARD_PES`
 //! (default `1000,100000,1000000`), `SHARD_POOLS` (default `1,10,1000`),
@@ -32,6 +40,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, criterion_group, criterion_main};
 use rserpool_benches::handlespace::{PolicyChoice, Population, load_of, scatter};
 use rserpool_shard::{Shard, Time};
+use rserpool_wire::AsapMessage;
 
 /// A built shard and the state of the requests sent to it.
 struct Bench {
@@ -75,39 +84,68 @@ impl Bench {
 
     fn resolve(&mut self, iters: u64, items: u32) -> Duration {
         let pools = self.pop.pools();
-        let t = Instant::now();
-        for _ in 0..iters {
-            let pool = scatter(self.k, pools);
-            self.k += 1;
-            self.out.clear();
-            self.pop
-                .resolve(&mut self.shard, self.now, pool, items, &mut self.out);
-            black_box(&self.out);
+        let expect = (items as usize).min(self.pop.pool_size());
+        let mut total = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            let c = left.min(CHUNK);
+            left -= c;
+            self.batch.clear();
+            for _ in 0..c {
+                self.batch.push((scatter(self.k, pools), 0));
+                self.k += 1;
+            }
+            let before = self.shard.stats().resolutions;
+            let t = Instant::now();
+            for &(pool, _) in &self.batch {
+                self.out.clear();
+                self.pop
+                    .resolve(&mut self.shard, self.now, pool, items, &mut self.out);
+                black_box(&self.out);
+            }
+            total += t.elapsed();
+            assert_eq!(
+                self.shard.stats().resolutions - before,
+                c,
+                "answered with PEs"
+            );
+            assert_eq!(answered_pes(&self.out), expect, "PEs in the last answer");
         }
-        t.elapsed()
+        total
     }
 
     fn reregister(&mut self, iters: u64) -> Duration {
         let n = self.pop.pes();
         let adaptive = self.pop.policy() != PolicyChoice::RoundRobin;
-        let t = Instant::now();
-        for _ in 0..iters {
-            let pe = scatter(self.k, n);
-            let load = if adaptive { load_of(pe, self.k) } else { 0 };
-            self.k += 1;
-            self.out.clear();
-            black_box(self.pop.register(
-                &mut self.shard,
-                self.now,
-                pe,
-                self.pop.pool_of(pe),
-                load,
-                &mut self.out,
-            ));
+        let mut total = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            let c = left.min(CHUNK);
+            left -= c;
+            self.batch.clear();
+            for _ in 0..c {
+                let pe = scatter(self.k, n);
+                let load = if adaptive { load_of(pe, self.k) } else { 0 };
+                self.batch.push((pe, load as usize));
+                self.k += 1;
+            }
+            let t = Instant::now();
+            for &(pe, load) in &self.batch {
+                self.out.clear();
+                black_box(self.pop.register(
+                    &mut self.shard,
+                    self.now,
+                    pe,
+                    self.pop.pool_of(pe),
+                    load as u32,
+                    &mut self.out,
+                ));
+            }
+            total += t.elapsed();
+            assert_eq!(self.shard.pe_count(), n);
+            assert_eq!(self.shard.stats().registrations_rejected, 0);
         }
-        let elapsed = t.elapsed();
-        assert_eq!(self.shard.pe_count(), n);
-        elapsed
+        total
     }
 
     fn register(&mut self, iters: u64) -> Duration {
@@ -137,6 +175,7 @@ impl Bench {
             total += t.elapsed();
             assert_eq!(self.shard.pe_count(), n + c as usize);
             assert_eq!(self.shard.pool_count(), pools);
+            assert_eq!(self.shard.stats().registrations_rejected, 0);
             for &(pe, pool) in &self.batch {
                 self.out.clear();
                 self.pop
@@ -202,6 +241,17 @@ impl Bench {
             done += n as u64;
         }
         total.mul_f64(iters as f64 / done as f64)
+    }
+}
+
+/// Targets prepared per batch for `resolve` and `reregister`.
+const CHUNK: u64 = 1024;
+
+/// The number of PEs in a Handle Resolution Response (0 for anything else).
+fn answered_pes(m: &[u8]) -> usize {
+    match AsapMessage::parse(m) {
+        Ok(AsapMessage::HandleResolutionResponse(r)) if r.error.is_none() => r.elements.len(),
+        _ => 0,
     }
 }
 

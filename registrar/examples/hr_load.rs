@@ -5,13 +5,25 @@
 //! see loadgen/ for that.
 //!
 //! usage: hr_load --target ADDR:PORT [--transport tcp|sctp] [--conns N]
-//!                [--depth D] [--seconds S] [--pool NAME] [--pid PID]
-//!                [--register K --pe-addr IP] [--echo]
+//!                [--depth D] [--seconds S] [--pool NAME] [--pools N]
+//!                [--pid PID] [--register K --pe-addr IP] [--echo]
 //!
-//! `--register K` first registers K PEs (user transport SCTP at --pe-addr,
-//! which must be an address of this host: RSPLIB checks it against the
-//! association). `--echo` talks to an echo server instead: every request is
-//! just sent back (the floor).
+//! `--register K` first registers K PEs in each pool (user transport SCTP at
+//! --pe-addr, which must be an address of this host: RSPLIB checks it
+//! against the association). `--pools N` (default 1) spreads the requests
+//! over N pools named NAME0 .. NAME(N-1) (just NAME when N is 1): connection
+//! `c` starts at pool `c mod N` and each of its requests asks for the next
+//! pool, so with several shards some requests cross the mesh. `--echo`
+//! talks to an echo server instead: every request is just sent back (the
+//! floor).
+//!
+//! `requests=` counts the answers in the measured window, `answers=` all of
+//! them (warm-up included, registrations not).
+//!
+//! Every answer must be a Handle Resolution Response with at least one PE;
+//! any other answer (an unknown pool, say, after the PEs timed out) is
+//! counted in `failed=` and makes the exit status 1, so a run that measured
+//! error answers cannot pass for a measurement.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -30,6 +42,7 @@ struct Args {
     depth: usize,
     seconds: u64,
     pool: String,
+    pools: usize,
     pid: Option<u32>,
     register: u32,
     pe_addr: IpAddr,
@@ -44,6 +57,7 @@ fn args() -> Args {
         depth: 1,
         seconds: 5,
         pool: "LoadPool".into(),
+        pools: 1,
         pid: None,
         register: 0,
         pe_addr: "127.0.0.1".parse().unwrap(),
@@ -60,6 +74,7 @@ fn args() -> Args {
             "--depth" => a.depth = val.parse().expect("--depth D"),
             "--seconds" => a.seconds = val.parse().expect("--seconds S"),
             "--pool" => a.pool = val,
+            "--pools" => a.pools = val.parse().expect("--pools N"),
             "--pid" => a.pid = Some(val.parse().expect("--pid PID")),
             "--register" => a.register = val.parse().expect("--register K"),
             "--pe-addr" => a.pe_addr = val.parse().expect("--pe-addr IP"),
@@ -72,7 +87,27 @@ fn args() -> Args {
         }
         i += 2;
     }
+    assert!(a.pools >= 1, "--pools: at least 1");
     a
+}
+
+impl Args {
+    /// The handle of pool `i` (of `--pools`).
+    fn pool_name(&self, i: usize) -> String {
+        if self.pools == 1 {
+            self.pool.clone()
+        } else {
+            format!("{}{i}", self.pool)
+        }
+    }
+}
+
+/// Whether `m` is a Handle Resolution Response carrying at least one PE.
+fn resolved(m: &[u8]) -> bool {
+    matches!(
+        AsapMessage::parse(m),
+        Ok(AsapMessage::HandleResolutionResponse(r)) if r.error.is_none() && !r.elements.is_empty()
+    )
 }
 
 /// Server CPU time (all threads), nanoseconds.
@@ -119,13 +154,13 @@ impl Conn {
         }
     }
 
-    /// Receives one message; returns its type byte.
-    fn recv(&mut self) -> Option<u8> {
+    /// Receives one message; returns `check` of its bytes.
+    fn recv<T>(&mut self, check: impl Fn(&[u8]) -> T) -> Option<T> {
         match self {
             Self::Tcp(s, buf) => loop {
                 if let Ok(Some(n)) = frame_len(buf) {
                     if buf.len() >= n {
-                        let t = buf[0];
+                        let t = check(&buf[..n]);
                         buf.drain(..n);
                         return Some(t);
                     }
@@ -140,7 +175,7 @@ impl Conn {
             Self::Sctp(s) => {
                 let mut b = [0u8; 65536];
                 let r = rserpool_net::sctp::recv(s.as_raw_fd(), &mut b).ok()?;
-                (r.len > 0).then_some(b[0])
+                (r.len > 0).then(|| check(&b[..r.len]))
             }
         }
     }
@@ -151,9 +186,10 @@ fn main() {
     if a.register > 0 {
         let mut c = Conn::open(&a);
         let addrs = [a.pe_addr];
-        for id in 1..=a.register {
+        for (pool, id) in (0..a.pools).flat_map(|p| (1..=a.register).map(move |k| (p, k))) {
+            let name = a.pool_name(pool);
             let reg = AsapMessage::Registration(Registration {
-                pool_handle: PoolHandle::new(a.pool.as_bytes()).unwrap(),
+                pool_handle: PoolHandle::new(name.as_bytes()).unwrap(),
                 element: PoolElement {
                     id: PeId(id),
                     home_server: ServerId(0),
@@ -168,44 +204,63 @@ fn main() {
                 },
             });
             c.send(&reg.to_vec().unwrap());
-            assert_eq!(c.recv(), Some(3), "registration response");
+            assert_eq!(c.recv(|m| m[0]), Some(3), "registration response");
         }
         // Keep the PEs' association open (and its keep-alives answered by
         // nobody: use registrars with long keep-alive timeouts for runs
         // longer than a few seconds, or rely on RSPLIB's 5 s + 5 s).
         std::mem::forget(c);
     }
-    let hr = AsapMessage::HandleResolution(HandleResolution {
-        subscribe: false,
-        pool_handle: PoolHandle::new(a.pool.as_bytes()).unwrap(),
-        option: Some(HandleResolutionOption { items: 1 }),
-    })
-    .to_vec()
-    .unwrap();
+    let hrs: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..a.pools)
+            .map(|i| {
+                let name = a.pool_name(i);
+                AsapMessage::HandleResolution(HandleResolution {
+                    subscribe: false,
+                    pool_handle: PoolHandle::new(name.as_bytes()).unwrap(),
+                    option: Some(HandleResolutionOption { items: 1 }),
+                })
+                .to_vec()
+                .unwrap()
+            })
+            .collect(),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
     let started = Arc::new(AtomicU64::new(0));
     let mut threads = Vec::new();
     let a = Arc::new(a);
-    for _ in 0..a.conns {
-        let (a, stop, done, started, hr) = (
+    for conn in 0..a.conns {
+        let (a, stop, done, failed, started, hrs) = (
             a.clone(),
             stop.clone(),
             done.clone(),
+            failed.clone(),
             started.clone(),
-            hr.clone(),
+            hrs.clone(),
         );
         threads.push(std::thread::spawn(move || {
             let mut c = Conn::open(&a);
+            let mut next = conn % hrs.len();
+            let mut send = |c: &mut Conn| {
+                c.send(&hrs[next]);
+                next = (next + 1) % hrs.len();
+            };
             started.fetch_add(1, Ordering::Relaxed);
             for _ in 0..a.depth {
-                c.send(&hr);
+                send(&mut c);
             }
+            let echo = a.echo;
             while !stop.load(Ordering::Relaxed) {
-                let Some(t) = c.recv() else { break };
-                assert!(a.echo || t == 6, "unexpected answer type {t}");
+                let Some(ok) = c.recv(|m| echo || resolved(m)) else {
+                    break;
+                };
+                if !ok {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
                 done.fetch_add(1, Ordering::Relaxed);
-                c.send(&hr);
+                send(&mut c);
             }
         }));
     }
@@ -226,6 +281,8 @@ fn main() {
         t0.elapsed(),
     );
     stop.store(true, Ordering::Relaxed);
+    // Counted over the whole run, warm-up included.
+    let (answers, failed) = (done.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     let n = d1 - d0;
     let rate = n as f64 / el.as_secs_f64();
     let cpu = if a.pid.is_some() && n > 0 {
@@ -234,11 +291,12 @@ fn main() {
         "-".into()
     };
     println!(
-        "transport={} conns={} depth={} requests={n} rate={rate:.0}/s server_cpu_us_per_request={cpu} server_cpu_share={:.2}",
+        "transport={} conns={} depth={} pools={} requests={n} rate={rate:.0}/s server_cpu_us_per_request={cpu} server_cpu_share={:.2} answers={answers} failed={failed}",
         if a.sctp { "sctp" } else { "tcp" },
         a.conns,
         a.depth,
+        a.pools,
         (c1 - c0) as f64 / el.as_nanos() as f64
     );
-    std::process::exit(0);
+    std::process::exit(i32::from(failed > 0));
 }

@@ -1,0 +1,103 @@
+//! Runs one kind of shard operation many times on a built population, for
+//! counting instructions and cache misses per operation with callgrind
+//! (the `shard` benchmark gives the times; this says where they go):
+//!
+//! ```sh
+//! cargo build --profile bench -p rserpool-benches --example shard_ops
+//! valgrind --tool=callgrind --cache-sim=yes --collect-atstart=no \
+//!   --toggle-collect='*shard_ops::run*' \
+//!   target/release/examples/shard_ops OP PES POOL_SIZE [POLICY] [COUNT]
+//! ```
+//!
+//! `OP` is `resolve_3`, `reregister`, `register` or `deregister`, done as
+//! the benchmark of that name does it (same fixtures, same scattered
+//! targets); `POLICY` is `rr` (default), `lud` or `rlu`; `COUNT` operations
+//! (default 10000). Only `run` is counted: building the population and
+//! choosing the targets are not. `register` adds `COUNT` new PEs and
+//! `deregister` removes `COUNT` existing ones, at most `PES` / 10 (the
+//! benchmark's batch).
+
+use std::hint::black_box;
+
+use rserpool_benches::handlespace::{PolicyChoice, Population, load_of, scatter};
+use rserpool_shard::{Shard, Time};
+
+#[derive(Clone, Copy)]
+enum Op {
+    Resolve3,
+    Reregister,
+    Register,
+    Deregister,
+}
+
+/// The measured part: `targets` are (PE, pool, load).
+#[inline(never)]
+fn run(pop: &Population, s: &mut Shard, op: Op, targets: &[(usize, usize, u32)]) {
+    let mut out = Vec::with_capacity(1 << 16);
+    for &(pe, pool, load) in targets {
+        out.clear();
+        match op {
+            Op::Resolve3 => pop.resolve(s, Time::ZERO, pool, 3, &mut out),
+            Op::Reregister | Op::Register => {
+                black_box(pop.register(s, Time::ZERO, pe, pool, load, &mut out));
+            }
+            Op::Deregister => pop.deregister(s, Time::ZERO, pe, pool, &mut out),
+        }
+        black_box(&out);
+    }
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: shard_ops resolve_3|reregister|register|deregister PES POOL_SIZE [rr|lud|rlu] [COUNT]";
+    let op = match a.first().map(String::as_str) {
+        Some("resolve_3") => Op::Resolve3,
+        Some("reregister") => Op::Reregister,
+        Some("register") => Op::Register,
+        Some("deregister") => Op::Deregister,
+        _ => panic!("{usage}"),
+    };
+    let num = |i: usize, d: usize| a.get(i).map_or(d, |v| v.parse().expect(usage));
+    let (pes, pool_size) = (num(1, 1000), num(2, 10));
+    let policy = match a.get(3).map_or("rr", String::as_str) {
+        "rr" => PolicyChoice::RoundRobin,
+        "lud" => PolicyChoice::LeastUsedDegradation,
+        "rlu" => PolicyChoice::RandomizedLeastUsed,
+        _ => panic!("{usage}"),
+    };
+    let count = num(4, 10_000);
+    assert!(
+        matches!(op, Op::Resolve3 | Op::Reregister) || count <= pes / 10,
+        "register and deregister: COUNT at most PES / 10, as in the benchmark"
+    );
+    let pop = Population::new(pes, pool_size, policy);
+    let mut s = pop.build();
+    let adaptive = policy != PolicyChoice::RoundRobin;
+    let targets: Vec<(usize, usize, u32)> = (0..count as u64)
+        .map(|k| match op {
+            Op::Resolve3 => (0, scatter(k, pop.pools()), 0),
+            Op::Reregister => {
+                let pe = scatter(k, pes);
+                let load = if adaptive { load_of(pe, k) } else { 0 };
+                (pe, pop.pool_of(pe), load)
+            }
+            Op::Register => {
+                let pe = pes + k as usize;
+                (pe, scatter(k, pop.pools()), load_of(pe, 0))
+            }
+            Op::Deregister => {
+                let pe = scatter(k, pes);
+                (pe, pop.pool_of(pe), 0)
+            }
+        })
+        .collect();
+    run(&pop, &mut s, op, &targets);
+    let expect = match op {
+        Op::Register => pes + count,
+        Op::Deregister => pes - count,
+        _ => pes,
+    };
+    assert_eq!(s.pe_count(), expect);
+    assert_eq!(s.stats().registrations_rejected, 0);
+    eprintln!("{count} operations done on {pes} PEs in pools of {pool_size}");
+}
