@@ -610,3 +610,44 @@ fn with_a_peer_configured_every_change_reaches_the_replication_core() {
     ) == 7));
     assert_eq!(metric(&m, "rserpool_replication_dropped_total"), 0);
 }
+
+#[test]
+fn frames_split_across_reads_and_many_in_one_read_are_all_answered() {
+    let reg = Reg::start(&[]);
+    let addrs = lo();
+    let mut pe = reg.connect();
+    // A registration trickles in, a few bytes at a time.
+    let r = registration("split", 1, RR, &addrs).to_vec().unwrap();
+    for piece in r.chunks(7) {
+        pe.send_raw(piece);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let bytes = pe.recv();
+    let AsapMessage::RegistrationResponse(resp) = AsapMessage::parse(&bytes).unwrap() else {
+        panic!()
+    };
+    assert!(!resp.reject);
+    // Then 200 resolutions in one write whose end is cut mid-frame, the
+    // rest of that frame after a pause: 201 answers, in order.
+    let one = resolution("split", Some(1)).to_vec().unwrap();
+    let mut stream = one.repeat(201);
+    let tail = stream.split_off(stream.len() - 5);
+    let mut pu = reg.connect();
+    pu.send_raw(&stream);
+    std::thread::sleep(Duration::from_millis(100));
+    pu.send_raw(&tail);
+    for i in 0..201 {
+        let bytes = pu.recv();
+        let AsapMessage::HandleResolutionResponse(h) = AsapMessage::parse(&bytes).unwrap() else {
+            panic!("answer {i} is not a resolution response")
+        };
+        assert_eq!(
+            h.elements.iter().map(|e| e.id.0).collect::<Vec<_>>(),
+            vec![1]
+        );
+    }
+    assert!(
+        pu.recv_within(Duration::from_millis(200)).is_none(),
+        "one answer each"
+    );
+}

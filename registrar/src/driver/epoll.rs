@@ -100,9 +100,17 @@ struct Loop {
     closing: Vec<u32>,
     pending: Pending,
     recv: sctp::RecvBatch,
+    /// The one buffer every TCP read of this core goes into (zeroed once,
+    /// at start): a connection keeps only the partial frame a read left,
+    /// so an idle connection holds no read buffer and no read pays for
+    /// zeroing one.
+    tcp_buf: Vec<u8>,
     tcp: Vec<TcpListener>,
     messages: u64,
 }
+
+/// Bytes offered to one TCP read.
+const TCP_READ: usize = 64 * 1024;
 
 /// Protocol time of `at`: microseconds since the registrar started.
 fn time_at(start: Instant, at: Instant) -> Time {
@@ -127,6 +135,7 @@ pub fn run(setup: CoreSetup, poll: Poll) -> io::Result<()> {
         closing: Vec::new(),
         pending: Pending::default(),
         recv: sctp::RecvBatch::new(64, 4096),
+        tcp_buf: vec![0; TCP_READ],
         tcp,
         messages: 0,
         setup,
@@ -372,6 +381,17 @@ impl Loop {
 
     /// Reads a TCP connection; returns whether its budget ran out first.
     fn read_tcp(&mut self, conn: &mut Conn, t: Time, drain: bool) -> bool {
+        let mut buf = std::mem::take(&mut self.tcp_buf);
+        let more = self.read_tcp_into(&mut buf, conn, t, drain);
+        self.tcp_buf = buf;
+        more
+    }
+
+    /// [`Loop::read_tcp`] with the core's read buffer: the partial frame
+    /// the connection kept goes first, the read appends to it, every
+    /// complete frame is handed over from `buf`, and what is left of a
+    /// partial frame goes back to the connection.
+    fn read_tcp_into(&mut self, buf: &mut Vec<u8>, conn: &mut Conn, t: Time, drain: bool) -> bool {
         let Sock::Tcp(stream) = &mut conn.sock else {
             return false;
         };
@@ -379,39 +399,31 @@ impl Loop {
         let mut budget = READ_BUDGET;
         loop {
             let len = conn.rbuf.len();
-            if conn.rbuf.capacity() - len < 16 * 1024 {
-                conn.rbuf.reserve(64 * 1024);
+            if buf.len() < len + TCP_READ {
+                // Only with a large partial frame (up to the message limit).
+                buf.resize(len + TCP_READ, 0);
             }
-            let cap = conn.rbuf.capacity();
-            conn.rbuf.resize(cap, 0);
-            let offered = cap - len;
-            let r = stream.read(&mut conn.rbuf[len..]);
-            let n = match r {
+            buf[..len].copy_from_slice(&conn.rbuf);
+            let offered = buf.len() - len;
+            let n = match stream.read(&mut buf[len..]) {
                 Ok(0) => {
-                    conn.rbuf.truncate(len);
                     conn.close = Some(Close::Graceful);
                     return false;
                 }
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    conn.rbuf.truncate(len);
-                    return false;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    conn.rbuf.truncate(len);
-                    continue;
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
-                    conn.rbuf.truncate(len);
                     conn.close = Some(Close::Abort);
                     return false;
                 }
             };
-            conn.rbuf.truncate(len + n);
+            let end = len + n;
+            conn.rbuf.clear();
             // Hand over every complete frame.
             let mut pos = 0;
             loop {
-                match frame_len(&conn.rbuf[pos..]) {
+                match frame_len(&buf[pos..end]) {
                     Ok(Some(f)) if f > max => {
                         tracing::info!(
                             conn = conn.meta.id,
@@ -421,12 +433,12 @@ impl Loop {
                         conn.close = Some(Close::Graceful);
                         return false;
                     }
-                    Ok(Some(f)) if conn.rbuf.len() - pos >= f => {
+                    Ok(Some(f)) if end - pos >= f => {
                         self.messages += 1;
                         self.setup.core.handle_asap(
                             t,
                             &mut conn.meta,
-                            &conn.rbuf[pos..pos + f],
+                            &buf[pos..pos + f],
                             &mut self.pending,
                         );
                         pos += f;
@@ -440,7 +452,12 @@ impl Loop {
                     }
                 }
             }
-            conn.rbuf.drain(..pos);
+            if pos < end {
+                conn.rbuf.extend_from_slice(&buf[pos..end]);
+            } else if conn.rbuf.capacity() > 4096 {
+                // A large partial frame was completed: give its memory back.
+                conn.rbuf = Vec::new();
+            }
             if n < offered && !drain {
                 return false;
             }
