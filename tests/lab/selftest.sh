@@ -107,9 +107,12 @@ sleep 0.5
 if [ "$rc" = 143 ]; then ok "SIGTERM to sctp-lab -> 143"; else bad "SIGTERM rc=$rc, want 143"; fi
 
 if [ "$RSPLIB" = 1 ]; then
-  check "rsplib demo (registrar, PE, PU, hsdump)"  0 "$LAB" -- "$HERE/rsplib-demo.sh" "$WORK/rsplib"
+  # The guest's /tmp is private: a checkout under /tmp is not visible in it,
+  # the working directory is. Run the demos from copies there.
+  cp "$HERE/rsplib-demo.sh" "$HERE/two-registrars.sh" "$WORK/"
+  check "rsplib demo (registrar, PE, PU, hsdump)"  0 "$LAB" -- "$WORK/rsplib-demo.sh" "$WORK/rsplib"
   contains "from PE"
-  check "two registrars in namespaces (ENRP)"      0 "$LAB" --hosts 3 -- "$HERE/two-registrars.sh" "$WORK/two"
+  check "two registrars in namespaces (ENRP)"      0 "$LAB" --hosts 3 -- "$WORK/two-registrars.sh" "$WORK/two"
   contains "Hello via B"
 fi
 echo
