@@ -114,6 +114,50 @@ impl Bench {
         total
     }
 
+    /// As `resolve`, but requests are handed to the shard in batches of
+    /// `batch` through [`Shard::pipelined`], as a registrar core does with
+    /// the requests of one wake-up: the prefetches of each request overlap
+    /// the work on the ones before it. The pipeline starts empty for every
+    /// batch.
+    fn resolve_pipelined(&mut self, iters: u64, items: u32, batch: usize) -> Duration {
+        let pools = self.pop.pools();
+        let expect = (items as usize).min(self.pop.pool_size());
+        let mut total = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            let c = left.min(CHUNK);
+            left -= c;
+            self.batch.clear();
+            for _ in 0..c {
+                self.batch.push((scatter(self.k, pools), 0));
+                self.k += 1;
+            }
+            let before = self.shard.stats().resolutions;
+            let (pop, out, now) = (&self.pop, &mut self.out, self.now);
+            let t = Instant::now();
+            for group in self.batch.chunks(batch) {
+                self.shard.pipelined(
+                    group,
+                    pipeline_distance(),
+                    |&(pool, _)| Some(pop.handle(pool).as_bytes()),
+                    |shard, &(pool, _)| {
+                        out.clear();
+                        pop.resolve(shard, now, pool, items, out);
+                        black_box(&*out);
+                    },
+                );
+            }
+            total += t.elapsed();
+            assert_eq!(
+                self.shard.stats().resolutions - before,
+                c,
+                "answered with PEs"
+            );
+            assert_eq!(answered_pes(&self.out), expect, "PEs in the last answer");
+        }
+        total
+    }
+
     fn reregister(&mut self, iters: u64) -> Duration {
         let n = self.pop.pes();
         let adaptive = self.pop.policy() != PolicyChoice::RoundRobin;
@@ -244,6 +288,15 @@ impl Bench {
     }
 }
 
+/// Requests between prefetch stages in `resolve_pipelined`
+/// (`SHARD_PREFETCH_DISTANCE`, default 1).
+fn pipeline_distance() -> usize {
+    env_list("SHARD_PREFETCH_DISTANCE", &[1usize])[0]
+}
+
+/// Requests per wake-up in `resolve_pipelined`.
+const WAKE_UP_BATCH: usize = 32;
+
 /// Targets prepared per batch for `resolve` and `reregister`.
 const CHUNK: u64 = 1024;
 
@@ -285,6 +338,9 @@ fn bench_policy(g: &mut BenchmarkGroup<'_, WallTime>, pop: Population) {
     g.sampling_mode(SamplingMode::Auto);
     g.bench_function(format!("{name}/resolve_3"), |c| {
         c.iter_custom(|iters| b.resolve(iters, 3));
+    });
+    g.bench_function(format!("{name}/resolve_3_batch{WAKE_UP_BATCH}"), |c| {
+        c.iter_custom(|iters| b.resolve_pipelined(iters, 3, WAKE_UP_BATCH));
     });
     if p >= 1000 {
         g.bench_function(format!("{name}/resolve_128"), |c| {

@@ -9,15 +9,21 @@
 //!
 //! A pool lives wholly in one shard, chosen by [`shard_for`]; the messages
 //! that cross between cores are the owned types of [`mesh`].
-#![forbid(unsafe_code)]
+//!
+//! The crate has one `unsafe` block: the CPU's prefetch hint (`prefetch`),
+//! which reads nothing and cannot fault; everything else is safe code.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod addr;
 pub mod checksum;
 mod config;
+mod index;
 pub mod mesh;
 mod owners;
+pub mod pipeline;
 pub mod policy;
+mod prefetch;
 mod route;
 mod select;
 mod shard;
@@ -26,6 +32,7 @@ mod time;
 mod timer;
 
 pub use config::{Config, LifeUnit};
+pub use pipeline::Prefetch;
 pub use policy::Compat;
 pub use route::shard_for;
 pub use shard::{Association, Event, RegistrationOutcome, Shard, Stats, TableCursor, Transmit};

@@ -57,6 +57,12 @@ impl Ordered {
         self.heap.push(Reverse(e));
     }
 
+    /// The heap's array: its first entries are the smallest (stale ones
+    /// included), which is what a selection will look at first.
+    pub(crate) fn head(&self) -> &[Reverse<Entry>] {
+        self.heap.as_slice()
+    }
+
     /// Pops live entries in order until `n` are found (or none are left).
     /// The caller pushes them back.
     pub(crate) fn take_first(
@@ -189,6 +195,13 @@ impl Fenwick {
             step >>= 1;
         }
         pos.min(n.saturating_sub(1))
+    }
+
+    /// Prefetches the lines a draw starts with (the tree's upper levels
+    /// and the first weights), at most a few lines.
+    pub(crate) fn prefetch(&self) {
+        crate::prefetch::span(self.tree.as_ptr(), (self.tree.len() * 8).min(256));
+        crate::prefetch::span(self.vals.as_ptr(), (self.vals.len() * 8).min(128));
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -40,6 +40,7 @@ use rserpool_wire::{
 use crate::addr;
 use crate::config::{Config, LifeUnit};
 use crate::owners::Owners;
+use crate::pipeline::Prefetch;
 use crate::policy::{Kind, PolicyState};
 use crate::store::{MAX_PES, NEVER_SECS, NIL, Pe, Store};
 use crate::time::Time;
@@ -243,6 +244,60 @@ impl Shard {
             stats: Stats::default(),
             cfg,
         }
+    }
+
+    /// Stages of the prefetch pipeline (see [`Shard::prefetch`]).
+    pub const PREFETCH_STAGES: usize = crate::store::PREFETCH_STAGES;
+
+    /// Asks the CPU to fetch, in the background, memory that a request on
+    /// pool `handle` will touch. A pure hint: no state changes, and any
+    /// answer is the same with or without it.
+    ///
+    /// At large handlespaces a request's loads come from main memory and
+    /// depend on each other (index slot, pool record, its arrays, the PEs,
+    /// their bytes), so the stages go one level deeper each:
+    /// `stage` *k* (0 to [`Shard::PREFETCH_STAGES`] - 1) reads what stage
+    /// *k* - 1 asked for and asks for the next level. Run stage *k* for a
+    /// request a little while after stage *k* - 1 for it (a request or two
+    /// later), and the request itself after the last stage: that is what
+    /// [`Shard::pipelined`] does for a batch.
+    pub fn prefetch(&self, handle: &[u8], stage: usize) {
+        // What the earlier stages found, found again (cheap once their lines
+        // are in the cache).
+        let mut ahead = self.store.ahead(handle, stage);
+        self.store.prefetch(handle, &mut ahead, stage);
+    }
+
+    /// One prefetch stage for a request on pool `handle`, as
+    /// [`Shard::prefetch`], keeping what the stages found in `state` (one
+    /// per request, fresh for stage 0) so that no stage repeats the work of
+    /// the one before. [`crate::pipeline::pipeline`] runs these for a batch.
+    pub fn prefetch_step(&self, handle: &[u8], state: &mut Prefetch, stage: usize) {
+        self.store.prefetch(handle, state, stage);
+    }
+
+    /// Runs `run` on each of `items` in order, with the prefetch stages for
+    /// the items ahead of it interleaved (see [`crate::pipeline::pipeline`]).
+    /// `handle` names an item's pool (`None`: nothing to prefetch). The
+    /// results are exactly those of running `run` on the items in order.
+    pub fn pipelined<T, H: AsRef<[u8]>>(
+        &mut self,
+        items: &[T],
+        distance: usize,
+        handle: impl Fn(&T) -> Option<H>,
+        mut run: impl FnMut(&mut Self, &T),
+    ) {
+        crate::pipeline::pipeline(
+            self,
+            items.len(),
+            distance,
+            |s, j, state, stage| {
+                if let Some(h) = handle(&items[j]) {
+                    s.prefetch_step(h.as_ref(), state, stage);
+                }
+            },
+            |s, j| run(s, &items[j]),
+        );
     }
 
     /// The configuration.

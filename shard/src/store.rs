@@ -14,7 +14,10 @@ use rand::Rng;
 use rserpool_wire::{PolicyType, TransportKind, TransportUse};
 
 use crate::checksum;
+use crate::index::{MAX_INDEX, PoolIndex};
+use crate::pipeline::Prefetch;
 use crate::policy::{Compat, Family, Kind, PolicyState};
+use crate::prefetch;
 use crate::select::{Entry, Fenwick, Ordered};
 
 /// "No index" in intrusive links.
@@ -107,7 +110,7 @@ pub(crate) struct Store {
     free_pes: Vec<u32>,
     pub(crate) pools: Vec<Pool>,
     free_pools: Vec<u32>,
-    pool_index: HashTable<u32>,
+    pool_index: PoolIndex,
     /// PE index by (pool, PE id); the table holds slab indexes only.
     pe_index: HashTable<u32>,
     hasher: RandomState,
@@ -126,7 +129,7 @@ impl Default for Store {
             free_pes: Vec::new(),
             pools: Vec::new(),
             free_pools: Vec::new(),
-            pool_index: HashTable::new(),
+            pool_index: PoolIndex::default(),
             pe_index: HashTable::new(),
             hasher,
             pool_count: 0,
@@ -168,8 +171,16 @@ impl Pe {
     }
 }
 
-/// Most PEs one shard can hold: heap entries keep the slab index in 24 bits.
-pub(crate) const MAX_PES: usize = (1 << 24) - 1;
+/// Stages of [`Store::prefetch`].
+pub(crate) const PREFETCH_STAGES: usize = 5;
+
+/// PEs at the head of a pool's selection that [`Store::prefetch`] fetches.
+const PREFETCH_HEAD: usize = 4;
+
+/// Most PEs one shard can hold: heap entries keep the slab index in 24 bits,
+/// and the pool index keeps pool indexes (never more pools than PEs) in 24
+/// bits minus two markers.
+pub(crate) const MAX_PES: usize = MAX_INDEX as usize + 1;
 
 impl Store {
     pub(crate) fn pe_count(&self) -> usize {
@@ -179,8 +190,114 @@ impl Store {
     pub(crate) fn find_pool(&self, handle: &[u8]) -> Option<u32> {
         let h = self.hasher.hash_one(handle);
         self.pool_index
-            .find(h, |&i| self.pools[i as usize].handle() == handle)
-            .copied()
+            .find(h, |i| self.pools[i as usize].handle() == handle)
+    }
+
+    /// Prefetch stage `stage` (0 to [`PREFETCH_STAGES`] - 1) for a request on
+    /// pool `handle`, whose earlier stages left their findings in `ahead`
+    /// (a fresh [`Prefetch`] for stage 0): stage *k* reads what stage *k* - 1
+    /// fetched and asks for the next level (0: the index slot; 1: the pool
+    /// record; 2: its member, byte and selection arrays; 3: the PEs an
+    /// ordered pool, or a pool of at most four, would answer with first; 4:
+    /// their stored bytes).
+    pub(crate) fn prefetch(&self, handle: &[u8], ahead: &mut Prefetch, stage: usize) {
+        match stage {
+            0 => {
+                ahead.hash = self.hasher.hash_one(handle);
+                if let Some(slot) = self.pool_index.home(ahead.hash) {
+                    prefetch::line(slot);
+                }
+            }
+            1 => {
+                for c in self.pool_index.candidates(ahead.hash).take(2) {
+                    if let Some(p) = self.pools.get(c as usize) {
+                        prefetch::span(p, size_of::<Pool>());
+                    }
+                }
+            }
+            2 => {
+                let Some(pool) = self
+                    .pool_index
+                    .find(ahead.hash, |i| self.pools[i as usize].handle() == handle)
+                else {
+                    ahead.pool = NIL;
+                    return;
+                };
+                ahead.pool = pool;
+                let p = &self.pools[pool as usize];
+                prefetch::span(p.members.as_ptr(), 4 * PREFETCH_HEAD.min(p.members.len()));
+                if p.members.len() == 1 {
+                    prefetch::span(p.enc.as_ptr(), p.enc.len());
+                }
+                match &p.sel {
+                    Selector::Ordered(o) => {
+                        // Pops sift down from the top, pushes up from the
+                        // end: the first lines and the last one.
+                        let heap = o.head();
+                        prefetch::span(heap.as_ptr(), size_of_val(heap).min(256));
+                        prefetch::line(heap.as_ptr().wrapping_add(heap.len().saturating_sub(1)));
+                    }
+                    Selector::Weighted(f) => f.prefetch(),
+                }
+            }
+            _ => {
+                let Some(p) = self.pools.get(ahead.pool as usize) else {
+                    return;
+                };
+                let mut head = [0; PREFETCH_HEAD];
+                let n = Self::head(p, &mut head);
+                for &idx in &head[..n] {
+                    let Some(pe) = self.pes.get(idx as usize) else {
+                        continue;
+                    };
+                    if stage == 3 {
+                        prefetch::span(pe, size_of::<Pe>());
+                    } else if p.members.len() > 1 {
+                        let at = pe.slot as usize * p.stride as usize;
+                        if let Some(b) = p.enc.get(at..) {
+                            prefetch::span(b.as_ptr(), (p.stride as usize).min(b.len()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// What stages before `stage` of [`Store::prefetch`] would have found.
+    pub(crate) fn ahead(&self, handle: &[u8], stage: usize) -> Prefetch {
+        let hash = self.hasher.hash_one(handle);
+        let pool = if stage > 2 {
+            self.pool_index
+                .find(hash, |i| self.pools[i as usize].handle() == handle)
+                .unwrap_or(NIL)
+        } else {
+            NIL
+        };
+        Prefetch { hash, pool }
+    }
+
+    /// The PEs a selection in `p` will most likely start with: the top of
+    /// an ordered heap (stale entries included), or all members of a
+    /// weighted pool of at most [`PREFETCH_HEAD`] (a weighted draw in a
+    /// larger pool cannot be foreseen). Returns how many of `out` it filled.
+    fn head(p: &Pool, out: &mut [u32; PREFETCH_HEAD]) -> usize {
+        let mut n = 0;
+        match &p.sel {
+            Selector::Ordered(o) => {
+                for (slot, e) in out.iter_mut().zip(o.head()) {
+                    *slot = e.0.idx();
+                    n += 1;
+                }
+            }
+            Selector::Weighted(_) if p.members.len() <= PREFETCH_HEAD => {
+                for (slot, &m) in out.iter_mut().zip(&p.members) {
+                    *slot = m;
+                    n += 1;
+                }
+            }
+            Selector::Weighted(_) => {}
+        }
+        n
     }
 
     fn pe_hash(&self, pool: u32, id: u32) -> u64 {
@@ -243,16 +360,14 @@ impl Store {
         let pools = &self.pools;
         let hasher = &self.hasher;
         self.pool_index
-            .insert_unique(hash, idx, |&i| hasher.hash_one(pools[i as usize].handle()));
+            .insert(hash, idx, |i| hasher.hash_one(pools[i as usize].handle()));
         self.pool_count += 1;
         idx
     }
 
     fn drop_pool(&mut self, pool: u32) {
         let hash = self.hasher.hash_one(self.pools[pool as usize].handle());
-        if let Ok(entry) = self.pool_index.find_entry(hash, |&i| i == pool) {
-            entry.remove();
-        }
+        self.pool_index.remove(hash, pool);
         let p = &mut self.pools[pool as usize];
         p.members = Vec::new();
         p.enc = Vec::new();

@@ -1,0 +1,98 @@
+//! Running a batch of requests with their memory prefetched ahead of them
+//! (see [`crate::Shard::prefetch_step`]).
+
+use crate::store::{NIL, PREFETCH_STAGES};
+
+/// Largest distance [`pipeline`] takes.
+pub const MAX_DISTANCE: usize = 4;
+
+/// Items in flight in [`pipeline`], at most.
+const RING: usize = MAX_DISTANCE * PREFETCH_STAGES + 1;
+
+/// What the prefetch stages found out about one request so far (the hash
+/// of its pool handle, then its pool). Start each request with a fresh
+/// one ([`Prefetch::default`]) and hand the same one to each of its
+/// stages.
+#[derive(Clone, Copy, Debug)]
+pub struct Prefetch {
+    pub(crate) hash: u64,
+    pub(crate) pool: u32,
+}
+
+impl Default for Prefetch {
+    fn default() -> Self {
+        Self { hash: 0, pool: NIL }
+    }
+}
+
+/// Runs `run(ctx, i)` for every item `i` in `0..items`, in order, with
+/// `prefetch(ctx, j, state, stage)` interleaved for the items ahead: stage
+/// *k* (of [`crate::Shard::PREFETCH_STAGES`]) runs for the item
+/// `distance` × (stages - *k*) places ahead of the one being run, each item
+/// keeping its own [`Prefetch`] state from stage to stage. `distance` is
+/// clamped to 1..=[`MAX_DISTANCE`].
+///
+/// Prefetching never changes results: this runs exactly the `run` calls a
+/// plain loop would, in the same order.
+pub fn pipeline<C: ?Sized>(
+    ctx: &mut C,
+    items: usize,
+    distance: usize,
+    prefetch: impl Fn(&C, usize, &mut Prefetch, usize),
+    mut run: impl FnMut(&mut C, usize),
+) {
+    let d = distance.clamp(1, MAX_DISTANCE);
+    let lag = d * PREFETCH_STAGES;
+    let mut ring = [Prefetch::default(); RING];
+    for i in 0..items + lag {
+        for stage in 0..PREFETCH_STAGES {
+            // Stage 0 runs `lag` items ahead of `run`, the last one `d`.
+            let Some(j) = i.checked_sub(stage * d) else {
+                break;
+            };
+            if j < items {
+                let state = &mut ring[j % RING];
+                if stage == 0 {
+                    *state = Prefetch::default();
+                }
+                prefetch(ctx, j, state, stage);
+            }
+        }
+        if let Some(j) = i.checked_sub(lag) {
+            run(ctx, j);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_item_runs_once_in_order_after_all_its_stages() {
+        for items in [0, 1, 2, 7, 40] {
+            for distance in [0, 1, 2, 9] {
+                let mut log: Vec<(usize, Option<usize>)> = Vec::new();
+                let seen = std::cell::RefCell::new(Vec::new());
+                pipeline(
+                    &mut log,
+                    items,
+                    distance,
+                    |_, j, _, stage| seen.borrow_mut().push((j, stage)),
+                    |log, j| log.push((j, None)),
+                );
+                let runs: Vec<usize> = log.iter().map(|&(j, _)| j).collect();
+                assert_eq!(runs, (0..items).collect::<Vec<_>>());
+                let seen = seen.into_inner();
+                for j in 0..items {
+                    let stages: Vec<usize> = seen
+                        .iter()
+                        .filter(|&&(i, _)| i == j)
+                        .map(|&(_, s)| s)
+                        .collect();
+                    assert_eq!(stages, (0..PREFETCH_STAGES).collect::<Vec<_>>(), "item {j}");
+                }
+            }
+        }
+    }
+}
