@@ -490,7 +490,16 @@ fn a_client_that_does_not_read_is_paused_loses_nothing_and_stalls_nobody() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("127.0.0.1:{}", l.local_addr().unwrap().port())
     };
-    let reg = Reg::start(&["--send-queue-limit", "16384", "--metrics", &m]);
+    // The PEs below never answer keep-alives: a long interval keeps them
+    // registered however slowly this machine reads the 400 000 answers.
+    let reg = Reg::start(&[
+        "--send-queue-limit",
+        "16384",
+        "--metrics",
+        &m,
+        "--keep-alive-interval",
+        "300000",
+    ]);
     let pool = "a-pool-handle-of-32-bytes-length";
     let addrs = lo();
     let mut pe = reg.connect();
