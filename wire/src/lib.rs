@@ -50,6 +50,7 @@ mod header;
 mod param;
 mod params;
 mod seq;
+mod time;
 mod tlv;
 mod writer;
 
@@ -65,6 +66,7 @@ pub use params::policy::{Policy, PolicyParam, PolicyType, PolicyValues};
 pub use params::simple::{Cookie, HandleResolutionOption, PeChecksum, PeId, PoolHandle, ServerId};
 pub use params::transport::{Transport, TransportKind, TransportUse};
 pub use seq::{Seq, SeqIter, WireItem};
+pub use time::Time;
 pub use tlv::{MAX_REPORTS, Reports, Tlv, TlvHeader, Tlvs, pad4};
 pub use writer::{Encode, Mark, Writer};
 
