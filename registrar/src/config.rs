@@ -114,6 +114,10 @@ pub struct Options {
     /// Largest accepted message, bytes (default 65536).
     #[arg(long)]
     pub max_message_size: Option<usize>,
+    /// How many requests ahead the handlespace memory of the messages of
+    /// one read is prefetched (0: off; default 1, at most 4).
+    #[arg(long)]
+    pub prefetch_distance: Option<usize>,
     /// Most bytes queued for one connection before it stops being read
     /// (default 262144).
     #[arg(long)]
@@ -190,7 +194,7 @@ impl Options {
             enrp_announce, keep_alive_interval, keep_alive_timeout, keep_alive_jitter,
             max_bad_pe_reports, life_unit, min_address_scope, max_items_default, max_increment,
             selection, max_hr_rate, max_eu_rate, max_connections, max_message_size,
-            send_queue_limit, max_pools, max_pes, max_pes_per_pool, autoclose, metrics, log_level,
+            prefetch_distance, send_queue_limit, max_pools, max_pes, max_pes_per_pool, autoclose, metrics, log_level,
             log_file, pid_file, max_elements_per_ht_request, peer_heartbeat_cycle,
             peer_max_time_last_heard, peer_max_time_no_response, mentor_discovery_timeout,
             takeover_expiry_interval;
@@ -355,6 +359,7 @@ impl Options {
             max_eu_rate: rate(self.max_eu_rate),
             max_connections: self.max_connections.unwrap_or(65_536).max(1),
             max_message_size: self.max_message_size.unwrap_or(65_536).clamp(64, 1 << 20),
+            prefetch_distance: self.prefetch_distance.unwrap_or(1).min(4),
             send_queue_limit: self.send_queue_limit.unwrap_or(256 * 1024).max(4096),
             max_pools: self.max_pools.unwrap_or(usize::MAX),
             max_pes: self.max_pes.unwrap_or(usize::MAX),
@@ -552,6 +557,8 @@ pub struct Settings {
     pub max_connections: usize,
     /// Largest message.
     pub max_message_size: usize,
+    /// Prefetch distance for the messages of one read (0: off).
+    pub prefetch_distance: usize,
     /// Bytes queued per connection before it stops being read.
     pub send_queue_limit: usize,
     /// Most pools.

@@ -213,6 +213,7 @@ impl Registrar {
             let limits = core::CoreLimits {
                 max_hr_rate: settings.max_hr_rate,
                 max_eu_rate: settings.max_eu_rate,
+                prefetch_distance: settings.prefetch_distance,
             };
             let core = core::Core::new(
                 i,

@@ -112,6 +112,21 @@ pub fn frame_len(stream: &[u8]) -> Result<Option<usize>, Error> {
     Ok(Some(pad4(len)))
 }
 
+/// The Pool Handle of an ASAP message, if its first parameter is one, without
+/// parsing the rest: a cheap look-ahead for routing and prefetching a batch
+/// before the messages are parsed one by one. Registration, Deregistration,
+/// Handle Resolution, Endpoint Keep Alive (Ack) and Endpoint Unreachable all
+/// start with it (RFC 5352 §2.2). A hint only: the message may still turn out
+/// malformed when parsed.
+pub fn peek_pool_handle(msg: &[u8]) -> Option<&[u8]> {
+    let ty = u16::from_be_bytes([*msg.get(4)?, *msg.get(5)?]);
+    let len = usize::from(u16::from_be_bytes([*msg.get(6)?, *msg.get(7)?]));
+    if ty != crate::codes::param_type::POOL_HANDLE || len < 4 {
+        return None;
+    }
+    msg.get(8..4 + len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +158,23 @@ mod tests {
         assert_eq!(frame_len(&[5, 0, 0, 19]).unwrap(), Some(20));
         assert_eq!(frame_len(&[5, 0, 0, 20, 1]).unwrap(), Some(20));
         assert!(frame_len(&[5, 0, 0, 2]).is_err());
+    }
+
+    #[test]
+    fn the_pool_handle_is_peeked_from_the_first_parameter() {
+        // Handle Resolution (type 5) for pool "ab", padded.
+        let hr = [5, 0, 0, 12, 0, 9, 0, 6, b'a', b'b', 0, 0];
+        assert_eq!(peek_pool_handle(&hr), Some(&b"ab"[..]));
+        // An empty handle is still a handle (the parser refuses it).
+        assert_eq!(peek_pool_handle(&[5, 0, 0, 8, 0, 9, 0, 4]), Some(&b""[..]));
+        // Another first parameter, a short length, truncation: none.
+        assert_eq!(
+            peek_pool_handle(&[5, 0, 0, 12, 0, 10, 0, 6, 1, 2, 0, 0]),
+            None
+        );
+        assert_eq!(peek_pool_handle(&[5, 0, 0, 8, 0, 9, 0, 3]), None);
+        assert_eq!(peek_pool_handle(&hr[..9]), None);
+        assert_eq!(peek_pool_handle(&hr[..4]), None);
+        assert_eq!(peek_pool_handle(&[]), None);
     }
 }

@@ -22,7 +22,7 @@ use rserpool_net::sctp;
 use rserpool_shard::Time;
 use rserpool_wire::{TransportKind, consts::ASAP_PPID, frame_len};
 
-use super::CoreSetup;
+use super::{BATCH, CoreSetup};
 use crate::core::{ConnMeta, LocalOut};
 use rserpool_shard::mesh::{make_assoc, slot_of};
 
@@ -420,8 +420,12 @@ impl Loop {
             };
             let end = len + n;
             conn.rbuf.clear();
-            // Hand over every complete frame.
+            // Hand over every complete frame, a batch at a time (so that
+            // the core can prefetch for the ones ahead).
             let mut pos = 0;
+            let mut frames: [&[u8]; BATCH] = [&[]; BATCH];
+            let mut n_frames = 0;
+            let mut stop = None;
             loop {
                 match frame_len(&buf[pos..end]) {
                     Ok(Some(f)) if f > max => {
@@ -430,27 +434,36 @@ impl Loop {
                             len = f,
                             "message over the size limit; closing"
                         );
-                        conn.close = Some(Close::Graceful);
-                        return false;
+                        stop = Some(Close::Graceful);
                     }
                     Ok(Some(f)) if end - pos >= f => {
-                        self.messages += 1;
-                        self.setup.core.handle_asap(
-                            t,
-                            &mut conn.meta,
-                            &buf[pos..pos + f],
-                            &mut self.pending,
-                        );
+                        frames[n_frames] = &buf[pos..pos + f];
+                        n_frames += 1;
                         pos += f;
+                        if n_frames < BATCH {
+                            continue;
+                        }
                     }
-                    Ok(_) => break,
-                    Err(_) => {
-                        // Answers already queued still go out, then the
-                        // connection closes: the stream cannot be resynced.
-                        conn.close = Some(Close::Graceful);
-                        return false;
-                    }
+                    Ok(_) => {}
+                    // Answers already queued still go out, then the
+                    // connection closes: the stream cannot be resynced.
+                    Err(_) => stop = Some(Close::Graceful),
                 }
+                self.messages += n_frames as u64;
+                self.setup.core.handle_asap_many(
+                    t,
+                    &mut conn.meta,
+                    &frames[..n_frames],
+                    &mut self.pending,
+                );
+                if n_frames < BATCH || stop.is_some() {
+                    break;
+                }
+                n_frames = 0;
+            }
+            if stop.is_some() {
+                conn.close = stop;
+                return false;
             }
             if pos < end {
                 conn.rbuf.extend_from_slice(&buf[pos..end]);
@@ -486,41 +499,70 @@ impl Loop {
                     return false;
                 }
             };
+            // Whole messages go to the core a batch at a time (so that it
+            // can prefetch for the ones ahead); anything else first hands
+            // over the batch so far, to keep the order.
+            let mut frames: [&[u8]; BATCH] = [&[]; BATCH];
+            let mut n = 0;
+            let mut stop = None;
             for (data, info) in self.recv.iter() {
                 if info.notification {
                     continue;
                 }
+                let whole = info.complete
+                    && info.len != 0
+                    && conn.rbuf.is_empty()
+                    && info.ppid.is_none_or(|p| p == ASAP_PPID);
+                if whole && n < BATCH {
+                    frames[n] = data;
+                    n += 1;
+                    continue;
+                }
+                self.messages += n as u64;
+                self.setup.core.handle_asap_many(
+                    t,
+                    &mut conn.meta,
+                    &frames[..n],
+                    &mut self.pending,
+                );
+                n = 0;
+                if whole {
+                    frames[0] = data;
+                    n = 1;
+                    continue;
+                }
                 if info.len == 0 && info.complete {
-                    conn.close = Some(Close::Graceful);
-                    return false;
+                    stop = Some(Close::Graceful);
+                    break;
                 }
                 if info.ppid.is_some_and(|p| p != ASAP_PPID) {
                     self.setup.metrics.wrong_ppid.inc();
                     conn.rbuf.clear();
                     continue;
                 }
-                if !info.complete || !conn.rbuf.is_empty() {
-                    conn.rbuf.extend_from_slice(data);
-                    if conn.rbuf.len() > max {
-                        conn.close = Some(Close::Abort);
-                        return false;
-                    }
-                    if !info.complete {
-                        continue;
-                    }
-                    self.messages += 1;
-                    let msg = std::mem::take(&mut conn.rbuf);
-                    self.setup
-                        .core
-                        .handle_asap(t, &mut conn.meta, &msg, &mut self.pending);
-                    conn.rbuf = msg;
-                    conn.rbuf.clear();
-                } else {
-                    self.messages += 1;
-                    self.setup
-                        .core
-                        .handle_asap(t, &mut conn.meta, data, &mut self.pending);
+                conn.rbuf.extend_from_slice(data);
+                if conn.rbuf.len() > max {
+                    stop = Some(Close::Abort);
+                    break;
                 }
+                if !info.complete {
+                    continue;
+                }
+                self.messages += 1;
+                let msg = std::mem::take(&mut conn.rbuf);
+                self.setup
+                    .core
+                    .handle_asap(t, &mut conn.meta, &msg, &mut self.pending);
+                conn.rbuf = msg;
+                conn.rbuf.clear();
+            }
+            self.messages += n as u64;
+            self.setup
+                .core
+                .handle_asap_many(t, &mut conn.meta, &frames[..n], &mut self.pending);
+            if stop.is_some() {
+                conn.close = stop;
+                return false;
             }
             if got < self.recv.slots() && !drain {
                 return false;

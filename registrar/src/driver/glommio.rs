@@ -26,7 +26,7 @@ use rserpool_shard::Time;
 use rserpool_shard::mesh::make_assoc;
 use rserpool_wire::{TransportKind, frame_len};
 
-use super::CoreSetup;
+use super::{BATCH, CoreSetup};
 use crate::core::{ConnMeta, LocalOut};
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -221,24 +221,31 @@ async fn connection(
             let mut setup = shared.setup.borrow_mut();
             let t = now(setup.start);
             let max = setup.settings.max_message_size.min(buf.len());
+            // Complete frames go to the core a batch at a time (so that it
+            // can prefetch for the ones ahead).
+            let mut frames: [&[u8]; BATCH] = [&[]; BATCH];
+            let mut n = 0;
             loop {
                 match frame_len(&buf[pos..len]) {
-                    Ok(Some(f)) if f > max => {
-                        close = true;
-                        break;
-                    }
+                    Ok(Some(f)) if f > max => close = true,
                     Ok(Some(f)) if len - pos >= f => {
-                        setup
-                            .core
-                            .handle_asap(t, &mut meta, &buf[pos..pos + f], &mut out);
+                        frames[n] = &buf[pos..pos + f];
+                        n += 1;
                         pos += f;
+                        if n < BATCH {
+                            continue;
+                        }
                     }
-                    Ok(_) => break,
-                    Err(_) => {
-                        close = true;
-                        break;
-                    }
+                    Ok(_) => {}
+                    Err(_) => close = true,
                 }
+                setup
+                    .core
+                    .handle_asap_many(t, &mut meta, &frames[..n], &mut out);
+                if n < BATCH || close {
+                    break;
+                }
+                n = 0;
             }
         }
         buf.copy_within(pos..len, 0);

@@ -23,6 +23,10 @@ use crate::config::Settings;
 use crate::core::Core;
 use crate::metrics::CoreMetrics;
 
+/// Complete messages of one read handed to [`Core::handle_asap_many`] at a
+/// time (it prefetches within a batch).
+const BATCH: usize = 32;
+
 /// Everything one shard core needs to run.
 pub struct CoreSetup {
     /// Core index (also the shard index).
