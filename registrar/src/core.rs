@@ -98,7 +98,16 @@ pub struct CoreLimits {
     /// How far ahead [`Core::handle_asap_many`] prefetches (0: not at all;
     /// see [`rserpool_shard::pipeline::pipeline`]).
     pub prefetch_distance: usize,
+    /// Prefetch only from this many PEs in the shard on: below, the whole
+    /// handlespace stays in the caches and the prefetch stages cost more
+    /// than they save ([`PREFETCH_MIN_PES`] in the registrar).
+    pub prefetch_min_pes: usize,
 }
+
+/// Where prefetching starts to pay (measured with `benches/benches/core.rs`
+/// on a 32 MiB-L3 host: at 10^3 PEs batches were 20-25 % slower with it, at
+/// 10^4 already 1.4x faster).
+pub const PREFETCH_MIN_PES: usize = 4096;
 
 /// Messages [`Core::handle_asap_many`] pipelines at a time.
 const MANY: usize = 64;
@@ -301,7 +310,8 @@ impl Core {
     /// Several ASAP messages from one connection, in order, as one read
     /// delivered them: exactly as [`Core::handle_asap`] on each in turn,
     /// with the memory of the local shard's pools fetched ahead (see
-    /// [`Shard::pipelined`]) when [`CoreLimits::prefetch_distance`] is not 0.
+    /// [`Shard::pipelined`]) when [`CoreLimits::prefetch_distance`] is not 0
+    /// and the shard is large enough ([`CoreLimits::prefetch_min_pes`]).
     /// At large handlespaces most of a request's time is waiting for main
     /// memory; this overlaps the waits of the messages of a batch.
     pub fn handle_asap_many(
@@ -312,7 +322,9 @@ impl Core {
         out: &mut impl LocalOut,
     ) {
         let distance = self.limits.prefetch_distance;
-        if distance == 0 || msgs.len() < 2 || self.shard.is_none() {
+        let big =
+            (self.shard.as_ref()).is_some_and(|s| s.pe_count() >= self.limits.prefetch_min_pes);
+        if distance == 0 || msgs.len() < 2 || !big {
             for m in msgs {
                 self.handle_asap(now, conn, m, out);
             }
@@ -606,6 +618,7 @@ mod tests {
             max_hr_rate: None,
             max_eu_rate: None,
             prefetch_distance: 1,
+            prefetch_min_pes: 0,
         };
         Core::new(
             i,
@@ -835,6 +848,7 @@ mod tests {
             max_hr_rate: None,
             max_eu_rate: None,
             prefetch_distance: 1,
+            prefetch_min_pes: 0,
         };
         let metrics: std::sync::Arc<CoreMetrics> = std::sync::Arc::default();
         let mut c = Core::new(

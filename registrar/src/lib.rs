@@ -214,6 +214,7 @@ impl Registrar {
                 max_hr_rate: settings.max_hr_rate,
                 max_eu_rate: settings.max_eu_rate,
                 prefetch_distance: settings.prefetch_distance,
+                prefetch_min_pes: core::PREFETCH_MIN_PES,
             };
             let core = core::Core::new(
                 i,
