@@ -96,7 +96,10 @@ impl Registrar {
                 None => true,
                 Some(why) => {
                     tracing::warn!("{why}: serving ASAP over TCP only");
-                    eprintln!("registrar: {why}: serving ASAP over TCP only");
+                    if s.log_file.is_some() {
+                        // The log goes to a file: say it where it is run too.
+                        eprintln!("registrar: {why}: serving ASAP over TCP only");
+                    }
                     false
                 }
             },
