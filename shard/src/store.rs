@@ -230,6 +230,7 @@ impl Store {
                     prefetch::span(p.enc.as_ptr(), p.enc.len());
                 }
                 match &p.sel {
+                    Selector::Ordered(o) if o.is_empty() => {}
                     Selector::Ordered(o) => {
                         // Pops sift down from the top, pushes up from the
                         // end: the first lines and the last one.
@@ -283,6 +284,10 @@ impl Store {
     fn head(p: &Pool, out: &mut [u32; PREFETCH_HEAD]) -> usize {
         let mut n = 0;
         match &p.sel {
+            _ if p.members.len() == 1 => {
+                out[0] = p.members[0];
+                n = 1;
+            }
             Selector::Ordered(o) => {
                 for (slot, e) in out.iter_mut().zip(o.head()) {
                     *slot = e.0.idx();
@@ -381,6 +386,7 @@ impl Store {
         let Self { pools, pes, .. } = self;
         let p = &mut pools[pool as usize];
         match &mut p.sel {
+            Selector::Ordered(_) if p.members.len() == 1 => pes[p.members[0] as usize].st.round(),
             Selector::Ordered(o) => o
                 .peek_live(|e| live(pes, pool, e))
                 .map_or(0, |e| pes[e.idx() as usize].st.round()),
@@ -414,7 +420,9 @@ impl Store {
             pes[i as usize].st.seq = n as u32;
         }
         p.next_seq = order.len() as u32;
-        if let Selector::Ordered(o) = &mut p.sel {
+        if let Selector::Ordered(o) = &mut p.sel
+            && order.len() > 1
+        {
             o.rebuild(order.iter().map(|&(key, _, i)| {
                 let pe = &pes[i as usize];
                 Entry::new(key, pe.st.seq, i, pe.stamp)
@@ -544,11 +552,28 @@ impl Store {
         let p = &mut self.pools[pe.pool as usize];
         match &mut p.sel {
             Selector::Ordered(o) => {
+                // A pool of one member keeps no heap: the sole member is the
+                // answer. The second member brings the first one's entry in.
+                if p.members.len() <= 1 {
+                    return;
+                }
+                let first = o.is_empty();
                 pe.stamp = pe.stamp.wrapping_add(1);
                 o.push(Entry::new(p.kind.key(&pe.st), pe.st.seq, idx, pe.stamp));
-                if pe.stamp == 0 {
-                    let pool = pe.pool;
-                    let Self { pes, .. } = self;
+                let (pool, wrapped) = (pe.pool, pe.stamp == 0);
+                let Self { pes, .. } = self;
+                if first {
+                    for &m in p.members.iter().filter(|&&m| m != idx) {
+                        let other = &pes[m as usize];
+                        o.push(Entry::new(
+                            p.kind.key(&other.st),
+                            other.st.seq,
+                            m,
+                            other.stamp,
+                        ));
+                    }
+                }
+                if wrapped {
                     o.maybe_sweep(0, |e| live(pes, pool, e));
                 }
             }
@@ -609,11 +634,16 @@ impl Store {
         }
         p.enc.truncate(last * stride);
         p.members.swap_remove(slot);
-        if let Selector::Weighted(f) = &mut p.sel {
-            let last = f.len() - 1;
-            let moved = f.get(last);
-            f.set(slot, moved);
-            f.pop();
+        match &mut p.sel {
+            Selector::Weighted(f) => {
+                let last = f.len() - 1;
+                let moved = f.get(last);
+                f.set(slot, moved);
+                f.pop();
+            }
+            // Down to one member: no heap (see `link`).
+            Selector::Ordered(o) if p.members.len() == 1 => o.clear(),
+            Selector::Ordered(_) => {}
         }
         if let Some(&moved) = p.members.get(slot) {
             self.pes[moved as usize].slot = slot as u32;
@@ -657,6 +687,20 @@ impl Store {
         let p = &mut pools[pool as usize];
         let kind = p.kind;
         match &mut p.sel {
+            Selector::Ordered(_) if p.members.len() == 1 => {
+                // The sole member (no heap: see `link`).
+                let m = p.members[0];
+                if n > 0 {
+                    out.push(m);
+                    if max_increment > 0 {
+                        kind.on_selected(&mut pes[m as usize].st, p.next_seq, compat);
+                        p.next_seq += 1;
+                    }
+                }
+                if kind.0 == PolicyType::WEIGHTED_ROUND_ROBIN {
+                    Self::rebase_rounds(pool, p, pes);
+                }
+            }
             Selector::Ordered(o) => {
                 scratch.clear();
                 o.take_first(n, |e| live(pes, pool, e), scratch);
@@ -725,7 +769,9 @@ impl Store {
             pes[i as usize].st.c0 -= min;
         }
         let kind = p.kind;
-        if let Selector::Ordered(o) = &mut p.sel {
+        if let Selector::Ordered(o) = &mut p.sel
+            && p.members.len() > 1
+        {
             o.rebuild(p.members.iter().map(|&i| {
                 let pe = &pes[i as usize];
                 Entry::new(kind.key(&pe.st), pe.st.seq, i, pe.stamp)
@@ -788,6 +834,11 @@ impl Store {
                             f.len(),
                             p.members.len()
                         ));
+                    }
+                }
+                Selector::Ordered(o) if p.members.len() == 1 => {
+                    if !o.is_empty() {
+                        return Err(format!("pool {pi}: one member, but a heap"));
                     }
                 }
                 Selector::Ordered(o) => {
