@@ -432,7 +432,10 @@ impl Shard {
                 let (code, n) = match refusal {
                     Refusal::Plain(code) => (code, 0),
                     Refusal::Policy(pool) | Refusal::Transport(pool) => {
-                        let first = self.store.members(pool)[0];
+                        let first = self.store.pools[pool as usize]
+                            .members()
+                            .next()
+                            .unwrap_or(NIL);
                         let enc = self.store.pe_bytes(first);
                         let (user, policy) = pe_params(enc);
                         let ((at, len), code) = match refusal {
