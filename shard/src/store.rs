@@ -9,7 +9,6 @@
 //! and a PE by (pool, PE id).
 
 use ahash::RandomState;
-use hashbrown::HashTable;
 use rand::Rng;
 use rserpool_wire::{PolicyType, TransportKind, TransportUse};
 
@@ -228,7 +227,7 @@ pub(crate) struct Store {
     free_pools: Vec<u32>,
     pool_index: PoolIndex,
     /// PE index by (pool, PE id); the table holds slab indexes only.
-    pe_index: HashTable<u32>,
+    pe_index: PoolIndex,
     hasher: RandomState,
     pub(crate) pool_count: usize,
     scratch: Vec<Entry>,
@@ -246,7 +245,7 @@ impl Default for Store {
             pools: Vec::new(),
             free_pools: Vec::new(),
             pool_index: PoolIndex::default(),
-            pe_index: HashTable::new(),
+            pe_index: PoolIndex::default(),
             hasher,
             pool_count: 0,
             scratch: Vec::new(),
@@ -428,12 +427,10 @@ impl Store {
 
     pub(crate) fn find_pe(&self, pool: u32, id: u32) -> Option<u32> {
         let h = self.pe_hash(pool, id);
-        self.pe_index
-            .find(h, |&i| {
-                let pe = &self.pes[i as usize];
-                pe.pool == pool && pe.id == id
-            })
-            .copied()
+        self.pe_index.find(h, |i| {
+            let pe = &self.pes[i as usize];
+            pe.pool == pool && pe.id == id
+        })
     }
 
     pub(crate) fn create_pool(
@@ -607,7 +604,7 @@ impl Store {
             hasher,
             ..
         } = self;
-        pe_index.insert_unique(h, idx, |&i| {
+        pe_index.insert(h, idx, |i| {
             let pe = &pes[i as usize];
             hasher.hash_one((u64::from(pe.pool) << 32) | u64::from(pe.id))
         });
@@ -693,9 +690,7 @@ impl Store {
             (pe.pool, pe.id, pe.slot as usize)
         };
         let h = self.pe_hash(pool, id);
-        if let Ok(entry) = self.pe_index.find_entry(h, |&i| i == idx) {
-            entry.remove();
-        }
+        self.pe_index.remove(h, idx);
         let p = &mut self.pools[pool as usize];
         let moved = p.swap_remove(slot);
         match &mut p.sel {
