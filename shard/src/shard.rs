@@ -254,8 +254,9 @@ impl Shard {
     /// answer is the same with or without it.
     ///
     /// At large handlespaces a request's loads come from main memory and
-    /// depend on each other (index slot, pool record, its arrays, the PEs,
-    /// their bytes), so the stages go one level deeper each:
+    /// depend on each other (index slot, pool record, its handle and
+    /// members, its selection array, the PEs, their bytes), so the stages go
+    /// one level deeper each:
     /// `stage` *k* (0 to [`Shard::PREFETCH_STAGES`] - 1) reads what stage
     /// *k* - 1 asked for and asks for the next level. Run stage *k* for a
     /// request a little while after stage *k* - 1 for it (a request or two

@@ -72,15 +72,15 @@ pub(crate) enum Selector {
     Weighted(Box<Fenwick>),
 }
 
-/// One pool (96 bytes).
+/// One pool (64 bytes: one cache line).
 #[derive(Debug)]
 pub(crate) struct Pool {
-    handle: [u8; 32],
-    /// One allocation for `cap` member slots: first the members' slab
-    /// indexes (4 bytes each, native order), then their encoded Pool Element
-    /// parameters (as sent in ENRP messages: home id and ASAP transport
-    /// included, padded), `stride` bytes apart. A pool of one PE thus holds
-    /// its member and its bytes side by side.
+    /// One allocation: the handle (`handle_len` bytes), then `cap` member
+    /// slots: first the members' slab indexes (4 bytes each, native order),
+    /// then their encoded Pool Element parameters (as sent in ENRP messages:
+    /// home id and ASAP transport included, padded), `stride` bytes apart. A
+    /// lookup compares the handle and goes on to the members in the same
+    /// lines; a pool of one PE holds handle, member and bytes side by side.
     data: Box<[u8]>,
     pub(crate) sel: Selector,
     pub(crate) kind: Kind,
@@ -94,13 +94,18 @@ pub(crate) struct Pool {
     pub(crate) transport_use: TransportUse,
 }
 
-/// Member `slot` of a pool's `data`.
+/// The member area of a pool's `data` (past the handle).
+fn area(data: &[u8], handle_len: u8) -> &[u8] {
+    &data[usize::from(handle_len)..]
+}
+
+/// Member `slot` of a pool's member area.
 fn member_at(data: &[u8], slot: usize) -> u32 {
     let b = &data[4 * slot..4 * slot + 4];
     u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
 }
 
-/// The first `len` members of a pool's `data`, in slot order.
+/// The first `len` members of a pool's member area, in slot order.
 fn members_of(data: &[u8], len: u32) -> impl ExactSizeIterator<Item = u32> + '_ {
     data[..4 * len as usize]
         .chunks_exact(4)
@@ -109,7 +114,7 @@ fn members_of(data: &[u8], len: u32) -> impl ExactSizeIterator<Item = u32> + '_ 
 
 impl Pool {
     pub(crate) fn handle(&self) -> &[u8] {
-        &self.handle[..usize::from(self.handle_len)]
+        &self.data[..usize::from(self.handle_len)]
     }
 
     /// Word sum of the handle for the checksum (at most 16 words: fits).
@@ -124,16 +129,17 @@ impl Pool {
 
     /// The members' slab indexes in slot order.
     pub(crate) fn members(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
-        members_of(&self.data, self.len)
+        members_of(area(&self.data, self.handle_len), self.len)
     }
 
     fn set_member(&mut self, slot: usize, idx: u32) {
-        self.data[4 * slot..4 * slot + 4].copy_from_slice(&idx.to_ne_bytes());
+        let at = usize::from(self.handle_len) + 4 * slot;
+        self.data[at..at + 4].copy_from_slice(&idx.to_ne_bytes());
     }
 
     /// Where slot `slot`'s bytes start in `data`.
     fn bytes_at(&self, slot: usize) -> usize {
-        4 * self.cap as usize + slot * self.stride as usize
+        usize::from(self.handle_len) + 4 * self.cap as usize + slot * self.stride as usize
     }
 
     /// The `stride` bytes of slot `slot`.
@@ -151,13 +157,14 @@ impl Pool {
     /// Moves the members and their bytes to a new allocation of `cap` slots
     /// of `stride` bytes (neither smaller than now).
     fn realloc(&mut self, cap: usize, stride: usize) {
-        let mut data = vec![0u8; cap * (4 + stride)].into_boxed_slice();
+        let h = usize::from(self.handle_len);
+        let mut data = vec![0u8; h + cap * (4 + stride)].into_boxed_slice();
         let len = self.len();
-        data[..4 * len].copy_from_slice(&self.data[..4 * len]);
+        data[..h + 4 * len].copy_from_slice(&self.data[..h + 4 * len]);
         let old = self.stride as usize;
         for s in 0..len {
             let from = self.bytes_at(s);
-            let to = 4 * cap + s * stride;
+            let to = h + 4 * cap + s * stride;
             data[to..to + old].copy_from_slice(&self.data[from..from + old]);
         }
         self.data = data;
@@ -206,7 +213,7 @@ impl Pool {
         if slot == last {
             return None;
         }
-        let moved = member_at(&self.data, last);
+        let moved = member_at(area(&self.data, self.handle_len), last);
         self.set_member(slot, moved);
         let (from, to) = (self.bytes_at(last), self.bytes_at(slot));
         self.data.copy_within(from..from + self.stride as usize, to);
@@ -287,7 +294,7 @@ impl Pe {
 }
 
 /// Stages of [`Store::prefetch`].
-pub(crate) const PREFETCH_STAGES: usize = 5;
+pub(crate) const PREFETCH_STAGES: usize = 6;
 
 /// PEs at the head of a pool's selection that [`Store::prefetch`] fetches.
 const PREFETCH_HEAD: usize = 4;
@@ -312,9 +319,9 @@ impl Store {
     /// pool `handle`, whose earlier stages left their findings in `ahead`
     /// (a fresh [`Prefetch`] for stage 0): stage *k* reads what stage *k* - 1
     /// fetched and asks for the next level (0: the index slot; 1: the pool
-    /// record; 2: its member, byte and selection arrays; 3: the PEs an
-    /// ordered pool, or a pool of at most four, would answer with first; 4:
-    /// their stored bytes).
+    /// record; 2: its handle and first members (a pool of one: all of its
+    /// data); 3: its selection array; 4: the PEs an ordered pool, or a pool
+    /// of at most four, would answer with first; 5: their stored bytes).
     pub(crate) fn prefetch(&self, handle: &[u8], ahead: &mut Prefetch, stage: usize) {
         match stage {
             0 => {
@@ -331,6 +338,17 @@ impl Store {
                 }
             }
             2 => {
+                for c in self.pool_index.candidates(ahead.hash).take(2) {
+                    if let Some(p) = self.pools.get(c as usize) {
+                        // Handle and members first, then bytes: a pool of
+                        // one has all at once.
+                        let head = p.handle().len() + 4 * PREFETCH_HEAD.min(p.len());
+                        let span = if p.len() == 1 { p.data.len() } else { head };
+                        prefetch::span(p.data.as_ptr(), span);
+                    }
+                }
+            }
+            3 => {
                 let Some(pool) = self
                     .pool_index
                     .find(ahead.hash, |i| self.pools[i as usize].handle() == handle)
@@ -339,12 +357,7 @@ impl Store {
                     return;
                 };
                 ahead.pool = pool;
-                let p = &self.pools[pool as usize];
-                // Members first, then bytes: a pool of one has both at once.
-                let members = 4 * PREFETCH_HEAD.min(p.len());
-                let span = if p.len() == 1 { p.data.len() } else { members };
-                prefetch::span(p.data.as_ptr(), span);
-                match &p.sel {
+                match &self.pools[pool as usize].sel {
                     Selector::Ordered(o) if o.is_empty() => {}
                     Selector::Ordered(o) => {
                         // Pops sift down from the top, pushes up from the
@@ -366,7 +379,7 @@ impl Store {
                     let Some(pe) = self.pes.get(idx as usize) else {
                         continue;
                     };
-                    if stage == 3 {
+                    if stage == 4 {
                         prefetch::span(pe, size_of::<Pe>());
                     } else if p.len() > 1 {
                         let at = p.bytes_at(pe.slot as usize);
@@ -382,7 +395,7 @@ impl Store {
     /// What stages before `stage` of [`Store::prefetch`] would have found.
     pub(crate) fn ahead(&self, handle: &[u8], stage: usize) -> Prefetch {
         let hash = self.hasher.hash_one(handle);
-        let pool = if stage > 2 {
+        let pool = if stage > 3 {
             self.pool_index
                 .find(hash, |i| self.pools[i as usize].handle() == handle)
                 .unwrap_or(NIL)
@@ -400,7 +413,7 @@ impl Store {
         let mut n = 0;
         match &p.sel {
             _ if p.len() == 1 => {
-                out[0] = member_at(&p.data, 0);
+                out[0] = member_at(area(&p.data, p.handle_len), 0);
                 n = 1;
             }
             Selector::Ordered(o) => {
@@ -449,8 +462,7 @@ impl Store {
             Family::Weighted => Selector::Weighted(Box::default()),
         };
         let pool = Pool {
-            handle: h,
-            data: Box::default(),
+            data: h[..len].into(),
             sel,
             kind,
             next_seq: 0,
@@ -488,6 +500,7 @@ impl Store {
         self.pool_index.remove(hash, pool);
         let p = &mut self.pools[pool as usize];
         p.data = Box::default();
+        p.handle_len = 0;
         p.len = 0;
         p.cap = 0;
         p.stride = 0;
@@ -500,7 +513,10 @@ impl Store {
         let Self { pools, pes, .. } = self;
         let p = &mut pools[pool as usize];
         match &mut p.sel {
-            Selector::Ordered(_) if p.len == 1 => pes[member_at(&p.data, 0) as usize].st.round(),
+            Selector::Ordered(_) if p.len == 1 => pes
+                [member_at(area(&p.data, p.handle_len), 0) as usize]
+                .st
+                .round(),
             Selector::Ordered(o) => o
                 .peek_live(|e| live(pes, pool, e))
                 .map_or(0, |e| pes[e.idx() as usize].st.round()),
@@ -631,7 +647,7 @@ impl Store {
                 let (pool, wrapped) = (pe.pool, pe.stamp == 0);
                 let Self { pes, .. } = self;
                 if first {
-                    for m in members_of(&p.data, p.len).filter(|&m| m != idx) {
+                    for m in members_of(area(&p.data, p.handle_len), p.len).filter(|&m| m != idx) {
                         let other = &pes[m as usize];
                         o.push(Entry::new(
                             p.kind.key(&other.st),
@@ -748,7 +764,7 @@ impl Store {
         match &mut p.sel {
             Selector::Ordered(_) if p.len == 1 => {
                 // The sole member (no heap: see `link`).
-                let m = member_at(&p.data, 0);
+                let m = member_at(area(&p.data, p.handle_len), 0);
                 if n > 0 {
                     out.push(m);
                     if max_increment > 0 {
@@ -798,7 +814,7 @@ impl Store {
                     let slot = f.find(rng.random_range(0..total));
                     scratch.push(Entry::new(f.get(slot), 0, slot as u32, 0));
                     f.set(slot, 0);
-                    out.push(member_at(&p.data, slot));
+                    out.push(member_at(area(&p.data, p.handle_len), slot));
                 }
                 for (i, e) in scratch.iter().enumerate() {
                     let pe = &mut pes[out[start + i] as usize];
@@ -831,7 +847,7 @@ impl Store {
         if let Selector::Ordered(o) = &mut p.sel
             && p.len > 1
         {
-            o.rebuild(members_of(&p.data, p.len).map(|i| {
+            o.rebuild(members_of(area(&p.data, p.handle_len), p.len).map(|i| {
                 let pe = &pes[i as usize];
                 Entry::new(kind.key(&pe.st), pe.st.seq, i, pe.stamp)
             }));
@@ -854,7 +870,8 @@ impl Store {
             if self.find_pool(p.handle()) != Some(pi as u32) {
                 return Err(format!("pool {pi} not indexed"));
             }
-            if p.len > p.cap || p.data.len() != p.cap as usize * (4 + p.stride as usize) {
+            let h = usize::from(p.handle_len);
+            if p.len > p.cap || p.data.len() != h + p.cap as usize * (4 + p.stride as usize) {
                 return Err(format!(
                     "pool {pi}: arena of {} bytes for {} members in {} slots of {}",
                     p.data.len(),
