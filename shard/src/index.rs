@@ -1,6 +1,8 @@
 //! [`PoolIndex`]: pools by handle, as an open-addressing table whose slot
 //! for a handle is known from its hash alone, so that the slot can be
-//! prefetched before it is read (see [`crate::prefetch`]).
+//! prefetched before it is read (see [`crate::prefetch`]). The same table
+//! also indexes PEs by (pool, PE id) and association lists by association
+//! id: it holds any 24-bit slab index under a caller's hash.
 //!
 //! Each slot is one `u32`: the top 8 bits of the key's hash (a tag that
 //! rules out most non-matching slots without touching the pool) and the
@@ -12,7 +14,8 @@
 //! 3/8 and 3/4.
 //!
 //! At 10^6 pools this is 2^21 slots of 4 bytes (8 MiB), against 10.5 MiB
-//! for a `hashbrown` table of `u32` (one control byte more per slot).
+//! for a `hashbrown` table of `u32` (one control byte more per slot); the
+//! same holds for the PE and association indexes at 10^6 PEs.
 
 /// A slot that was never used: ends a probe sequence.
 const EMPTY: u32 = u32::MAX;
@@ -124,6 +127,37 @@ impl PoolIndex {
         }
     }
 
+    /// Every indexed slab index, in table order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slots
+            .iter()
+            .filter(|&&s| s != EMPTY && s != GONE)
+            .map(|&s| s & IDX)
+    }
+
+    /// Puts `new` in the place of `old`, indexed under `hash` (whose entry
+    /// `new` takes over). Returns whether `old` was there.
+    pub(crate) fn replace(&mut self, hash: u64, old: u32, new: u32) -> bool {
+        debug_assert!(new <= MAX_INDEX);
+        if self.slots.is_empty() {
+            return false;
+        }
+        let mask = self.mask();
+        let mut at = hash as usize & mask;
+        let want = tag(hash) | old;
+        for _ in 0..self.slots.len() {
+            match self.slots[at] {
+                EMPTY => return false,
+                s if s == want => {
+                    self.slots[at] = tag(hash) | new;
+                    return true;
+                }
+                _ => at = (at + 1) & mask,
+            }
+        }
+        false
+    }
+
     /// Removes `idx`, indexed under `hash`. Returns whether it was there.
     pub(crate) fn remove(&mut self, hash: u64, idx: u32) -> bool {
         if self.slots.is_empty() {
@@ -173,6 +207,26 @@ mod tests {
     fn h(key: u32, spread: u32) -> u64 {
         let low = u64::from(key % spread.max(1));
         (u64::from(key.wrapping_mul(0x9e37_79b9)) << 32) ^ low
+    }
+
+    #[test]
+    fn replace_takes_over_the_entry_and_iter_lists_the_live_ones() {
+        let mut t = PoolIndex::default();
+        let hash_of = |i: u32| h(i, 3);
+        for i in 0..40 {
+            t.insert(hash_of(i), i, hash_of);
+        }
+        assert!(t.remove(hash_of(7), 7));
+        // 100 takes 5's place under 5's hash.
+        assert!(t.replace(hash_of(5), 5, 100));
+        assert!(!t.replace(hash_of(7), 7, 101));
+        assert_eq!(t.find(hash_of(5), |i| i == 100), Some(100));
+        assert_eq!(t.find(hash_of(5), |i| i == 5), None);
+        let mut all: Vec<u32> = t.iter().collect();
+        all.sort_unstable();
+        let want: Vec<u32> = (0..40).filter(|&i| i != 5 && i != 7).chain([100]).collect();
+        assert_eq!(all, want);
+        assert_eq!(t.len(), 39);
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl Owners {
             let pe = &store.pes[idx as usize];
             (
                 pe.home,
-                checksum::pe_sum(u64::from(store.pools[pe.pool as usize].handle_sum), pe.id),
+                checksum::pe_sum(u64::from(store.pools[pe.pool as usize].handle_sum()), pe.id),
             )
         };
         if self.next_oseq == u32::MAX {
@@ -98,7 +98,7 @@ impl Owners {
                 pe.home,
                 pe.owner_prev,
                 pe.owner_next,
-                checksum::pe_sum(u64::from(store.pools[pe.pool as usize].handle_sum), pe.id),
+                checksum::pe_sum(u64::from(store.pools[pe.pool as usize].handle_sum()), pe.id),
             )
         };
         let Some(list) = self.lists.get_mut(&home) else {

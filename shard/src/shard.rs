@@ -173,7 +173,7 @@ pub struct Shard {
     owners: Owners,
     /// First PE of each association, found by the association id stored in
     /// that PE (the table holds slab indexes only).
-    assocs: hashbrown::HashTable<u32>,
+    assocs: crate::index::PoolIndex,
     hasher: ahash::RandomState,
     wheel: Wheel,
     rng: SmallRng,
@@ -233,7 +233,7 @@ impl Shard {
         Self {
             store,
             owners: Owners::default(),
-            assocs: hashbrown::HashTable::new(),
+            assocs: crate::index::PoolIndex::default(),
             hasher: ahash::RandomState::with_seeds(1, 2, 3, 4),
             wheel: Wheel::new(GRANULARITY_US),
             rng: SmallRng::seed_from_u64(cfg.seed),
@@ -257,8 +257,9 @@ impl Shard {
     /// answer is the same with or without it.
     ///
     /// At large handlespaces a request's loads come from main memory and
-    /// depend on each other (index slot, pool record, its arrays, the PEs,
-    /// their bytes), so the stages go one level deeper each:
+    /// depend on each other (index slot, pool record, its handle and
+    /// members, its selection array, the PEs, their bytes), so the stages go
+    /// one level deeper each:
     /// `stage` *k* (0 to [`Shard::PREFETCH_STAGES`] - 1) reads what stage
     /// *k* - 1 asked for and asks for the next level. Run stage *k* for a
     /// request a little while after stage *k* - 1 for it (a request or two
@@ -435,7 +436,10 @@ impl Shard {
                 let (code, n) = match refusal {
                     Refusal::Plain(code) => (code, 0),
                     Refusal::Policy(pool) | Refusal::Transport(pool) => {
-                        let first = self.store.members(pool)[0];
+                        let first = self.store.pools[pool as usize]
+                            .members()
+                            .next()
+                            .unwrap_or(NIL);
                         let enc = self.store.pe_bytes(first);
                         let (user, policy) = pe_params(enc);
                         let ((at, len), code) = match refusal {
@@ -1122,11 +1126,9 @@ impl Shard {
 
     fn assoc_head(&self, assoc: u64) -> Option<u32> {
         let pes = &self.store.pes;
-        self.assocs
-            .find(self.hasher.hash_one(assoc), |&i| {
-                pes[i as usize].assoc == assoc
-            })
-            .copied()
+        self.assocs.find(self.hasher.hash_one(assoc), |i| {
+            pes[i as usize].assoc == assoc
+        })
     }
 
     /// Makes `idx` the head of `assoc`'s list.
@@ -1141,15 +1143,18 @@ impl Shard {
             hasher,
             ..
         } = self;
-        let old = match assocs.find_entry(h, |&i| store.pes[i as usize].assoc == assoc) {
-            Ok(entry) => entry.remove().0,
-            Err(_) => NIL,
-        };
+        let old = assocs
+            .find(h, |i| store.pes[i as usize].assoc == assoc)
+            .unwrap_or(NIL);
         let pe = &mut store.pes[idx as usize];
         pe.assoc = assoc;
         pe.assoc_next = old;
-        let pes = &store.pes;
-        assocs.insert_unique(h, idx, |&i| hasher.hash_one(pes[i as usize].assoc));
+        if old == NIL {
+            let pes = &store.pes;
+            assocs.insert(h, idx, |i| hasher.hash_one(pes[i as usize].assoc));
+        } else {
+            assocs.replace(h, old, idx);
+        }
     }
 
     fn assoc_unlink(&mut self, idx: u32) {
@@ -1159,23 +1164,18 @@ impl Shard {
         }
         let next = self.store.pes[idx as usize].assoc_next;
         let h = self.hasher.hash_one(assoc);
-        let Self {
-            assocs,
-            store,
-            hasher,
-            ..
-        } = self;
-        match assocs.find_entry(h, |&i| store.pes[i as usize].assoc == assoc) {
-            Ok(entry) if *entry.get() == idx => {
-                entry.remove();
-                if next != NIL {
-                    let pes = &store.pes;
-                    assocs.insert_unique(h, next, |&i| hasher.hash_one(pes[i as usize].assoc));
+        let Self { assocs, store, .. } = self;
+        match assocs.find(h, |i| store.pes[i as usize].assoc == assoc) {
+            Some(head) if head == idx => {
+                if next == NIL {
+                    assocs.remove(h, idx);
+                } else {
+                    assocs.replace(h, idx, next);
                 }
             }
-            Ok(entry) => {
+            Some(head) => {
                 // Walk from the head to the predecessor.
-                let mut i = *entry.get();
+                let mut i = head;
                 while store.pes[i as usize].assoc_next != idx
                     && store.pes[i as usize].assoc_next != NIL
                 {
@@ -1183,7 +1183,7 @@ impl Shard {
                 }
                 store.pes[i as usize].assoc_next = next;
             }
-            Err(_) => {}
+            None => {}
         }
         let pe = &mut store.pes[idx as usize];
         pe.assoc = 0;
@@ -1268,7 +1268,7 @@ impl Shard {
             ));
         }
         let mut in_assocs = 0;
-        for &head in &self.assocs {
+        for head in self.assocs.iter() {
             let a = self.store.pes[head as usize].assoc;
             if self.assoc_head(a) != Some(head) {
                 return Err(format!("association {a} not found from its head"));

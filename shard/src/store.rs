@@ -3,13 +3,12 @@
 //! consistent with each other (checked by `Store::check`).
 //!
 //! Layout: PEs and pools live in slabs (`Vec` plus free list) and refer to
-//! each other by `u32` index. A pool lists its members densely (`members`,
-//! swap-remove on deletion, each PE knows its slot), and keeps the selection
-//! structure its policy family needs. Two hash indexes find a pool by handle
+//! each other by `u32` index. A pool lists its members densely (swap-remove
+//! on deletion, each PE knows its slot) in one allocation with their encoded
+//! bytes, and keeps the selection structure its policy family needs. Two hash indexes find a pool by handle
 //! and a PE by (pool, PE id).
 
 use ahash::RandomState;
-use hashbrown::HashTable;
 use rand::Rng;
 use rserpool_wire::{PolicyType, TransportKind, TransportUse};
 
@@ -40,7 +39,7 @@ pub(crate) struct Pe {
     pub(crate) id: u32,
     /// Home ENRP server (owner).
     pub(crate) home: u32,
-    /// Position in the pool's `members`.
+    /// Position in the pool's member list.
     pub(crate) slot: u32,
     /// Bit 7: waiting for a keep-alive ack. Bits 0-6: Endpoint Unreachable
     /// reports since the last registration (saturating at 127).
@@ -73,29 +72,152 @@ pub(crate) enum Selector {
     Weighted(Box<Fenwick>),
 }
 
-/// One pool.
+/// One pool (64 bytes: one cache line).
 #[derive(Debug)]
 pub(crate) struct Pool {
-    handle: [u8; 32],
-    handle_len: u8,
-    /// Word sum of the handle for the checksum (at most 16 words: fits).
-    pub(crate) handle_sum: u32,
+    /// One allocation: the handle (`handle_len` bytes), then `cap` member
+    /// slots: first the members' slab indexes (4 bytes each, native order),
+    /// then their encoded Pool Element parameters (as sent in ENRP messages:
+    /// home id and ASAP transport included, padded), `stride` bytes apart. A
+    /// lookup compares the handle and goes on to the members in the same
+    /// lines; a pool of one PE holds handle, member and bytes side by side.
+    data: Box<[u8]>,
+    pub(crate) sel: Selector,
     pub(crate) kind: Kind,
+    pub(crate) next_seq: u32,
+    /// Members (slots `0..len` are in use).
+    len: u32,
+    cap: u32,
+    stride: u32,
+    handle_len: u8,
     pub(crate) transport: TransportKind,
     pub(crate) transport_use: TransportUse,
-    pub(crate) members: Vec<u32>,
-    /// The members' encoded Pool Element parameters (as sent in ENRP
-    /// messages: home id and ASAP transport included, padded), one per member
-    /// slot, `stride` bytes apart.
-    enc: Vec<u8>,
-    stride: u32,
-    pub(crate) next_seq: u32,
-    pub(crate) sel: Selector,
+}
+
+/// The member area of a pool's `data` (past the handle).
+fn area(data: &[u8], handle_len: u8) -> &[u8] {
+    &data[usize::from(handle_len)..]
+}
+
+/// Member `slot` of a pool's member area.
+fn member_at(data: &[u8], slot: usize) -> u32 {
+    let b = &data[4 * slot..4 * slot + 4];
+    u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// The first `len` members of a pool's member area, in slot order.
+fn members_of(data: &[u8], len: u32) -> impl ExactSizeIterator<Item = u32> + '_ {
+    data[..4 * len as usize]
+        .chunks_exact(4)
+        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 impl Pool {
     pub(crate) fn handle(&self) -> &[u8] {
-        &self.handle[..usize::from(self.handle_len)]
+        &self.data[..usize::from(self.handle_len)]
+    }
+
+    /// Word sum of the handle for the checksum (at most 16 words: fits).
+    pub(crate) fn handle_sum(&self) -> u32 {
+        checksum::word_sum(self.handle()) as u32
+    }
+
+    /// Number of members.
+    pub(crate) fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// The members' slab indexes in slot order.
+    pub(crate) fn members(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
+        members_of(area(&self.data, self.handle_len), self.len)
+    }
+
+    fn set_member(&mut self, slot: usize, idx: u32) {
+        let at = usize::from(self.handle_len) + 4 * slot;
+        self.data[at..at + 4].copy_from_slice(&idx.to_ne_bytes());
+    }
+
+    /// Where slot `slot`'s bytes start in `data`.
+    fn bytes_at(&self, slot: usize) -> usize {
+        usize::from(self.handle_len) + 4 * self.cap as usize + slot * self.stride as usize
+    }
+
+    /// The `stride` bytes of slot `slot`.
+    fn slot_bytes(&self, slot: usize) -> &[u8] {
+        let at = self.bytes_at(slot);
+        &self.data[at..at + self.stride as usize]
+    }
+
+    fn slot_bytes_mut(&mut self, slot: usize) -> &mut [u8] {
+        let at = self.bytes_at(slot);
+        let stride = self.stride as usize;
+        &mut self.data[at..at + stride]
+    }
+
+    /// Moves the members and their bytes to a new allocation of `cap` slots
+    /// of `stride` bytes (neither smaller than now).
+    fn realloc(&mut self, cap: usize, stride: usize) {
+        let h = usize::from(self.handle_len);
+        let mut data = vec![0u8; h + cap * (4 + stride)].into_boxed_slice();
+        let len = self.len();
+        data[..h + 4 * len].copy_from_slice(&self.data[..h + 4 * len]);
+        let old = self.stride as usize;
+        for s in 0..len {
+            let from = self.bytes_at(s);
+            let to = h + 4 * cap + s * stride;
+            data[to..to + old].copy_from_slice(&self.data[from..from + old]);
+        }
+        self.data = data;
+        self.cap = cap as u32;
+        self.stride = stride as u32;
+    }
+
+    /// Appends member `idx` with its bytes; returns its slot.
+    fn push(&mut self, idx: u32, bytes: &[u8]) -> usize {
+        let len = self.len();
+        let stride = (self.stride as usize).max(bytes.len());
+        if len == self.cap as usize || stride > self.stride as usize {
+            let cap = if len < self.cap as usize {
+                self.cap as usize
+            } else if len < SMALL_POOL {
+                // Small pools are common: grow one by one at first.
+                len + 1
+            } else {
+                // Then by an eighth: little slack in big pools, no doubling.
+                len + len / 8
+            };
+            self.realloc(cap, stride);
+        }
+        self.set_member(len, idx);
+        self.len += 1;
+        self.put(len, bytes);
+        len
+    }
+
+    /// Stores `bytes` (a padded Pool Element parameter) in `slot`, widening
+    /// every slot first if they are too narrow for it.
+    fn put(&mut self, slot: usize, bytes: &[u8]) {
+        if bytes.len() > self.stride as usize {
+            self.realloc(self.cap as usize, bytes.len());
+        }
+        let b = self.slot_bytes_mut(slot);
+        b[..bytes.len()].copy_from_slice(bytes);
+        b[bytes.len()..].fill(0);
+    }
+
+    /// Removes the member in `slot`, moving the last one (and its bytes)
+    /// there; returns the moved member, if any.
+    fn swap_remove(&mut self, slot: usize) -> Option<u32> {
+        let last = self.len() - 1;
+        self.len -= 1;
+        if slot == last {
+            return None;
+        }
+        let moved = member_at(area(&self.data, self.handle_len), last);
+        self.set_member(slot, moved);
+        let (from, to) = (self.bytes_at(last), self.bytes_at(slot));
+        self.data.copy_within(from..from + self.stride as usize, to);
+        Some(moved)
     }
 
     pub(crate) fn policy_type(&self) -> PolicyType {
@@ -112,7 +234,7 @@ pub(crate) struct Store {
     free_pools: Vec<u32>,
     pool_index: PoolIndex,
     /// PE index by (pool, PE id); the table holds slab indexes only.
-    pe_index: HashTable<u32>,
+    pe_index: PoolIndex,
     hasher: RandomState,
     pub(crate) pool_count: usize,
     scratch: Vec<Entry>,
@@ -130,7 +252,7 @@ impl Default for Store {
             pools: Vec::new(),
             free_pools: Vec::new(),
             pool_index: PoolIndex::default(),
-            pe_index: HashTable::new(),
+            pe_index: PoolIndex::default(),
             hasher,
             pool_count: 0,
             scratch: Vec::new(),
@@ -172,7 +294,7 @@ impl Pe {
 }
 
 /// Stages of [`Store::prefetch`].
-pub(crate) const PREFETCH_STAGES: usize = 5;
+pub(crate) const PREFETCH_STAGES: usize = 6;
 
 /// PEs at the head of a pool's selection that [`Store::prefetch`] fetches.
 const PREFETCH_HEAD: usize = 4;
@@ -197,9 +319,9 @@ impl Store {
     /// pool `handle`, whose earlier stages left their findings in `ahead`
     /// (a fresh [`Prefetch`] for stage 0): stage *k* reads what stage *k* - 1
     /// fetched and asks for the next level (0: the index slot; 1: the pool
-    /// record; 2: its member, byte and selection arrays; 3: the PEs an
-    /// ordered pool, or a pool of at most four, would answer with first; 4:
-    /// their stored bytes).
+    /// record; 2: its handle and first members (a pool of one: all of its
+    /// data); 3: its selection array; 4: the PEs an ordered pool, or a pool
+    /// of at most four, would answer with first; 5: their stored bytes).
     pub(crate) fn prefetch(&self, handle: &[u8], ahead: &mut Prefetch, stage: usize) {
         match stage {
             0 => {
@@ -216,6 +338,17 @@ impl Store {
                 }
             }
             2 => {
+                for c in self.pool_index.candidates(ahead.hash).take(2) {
+                    if let Some(p) = self.pools.get(c as usize) {
+                        // Handle and members first, then bytes: a pool of
+                        // one has all at once.
+                        let head = p.handle().len() + 4 * PREFETCH_HEAD.min(p.len());
+                        let span = if p.len() == 1 { p.data.len() } else { head };
+                        prefetch::span(p.data.as_ptr(), span);
+                    }
+                }
+            }
+            3 => {
                 let Some(pool) = self
                     .pool_index
                     .find(ahead.hash, |i| self.pools[i as usize].handle() == handle)
@@ -224,12 +357,8 @@ impl Store {
                     return;
                 };
                 ahead.pool = pool;
-                let p = &self.pools[pool as usize];
-                prefetch::span(p.members.as_ptr(), 4 * PREFETCH_HEAD.min(p.members.len()));
-                if p.members.len() == 1 {
-                    prefetch::span(p.enc.as_ptr(), p.enc.len());
-                }
-                match &p.sel {
+                match &self.pools[pool as usize].sel {
+                    Selector::Ordered(o) if o.is_empty() => {}
                     Selector::Ordered(o) => {
                         // Pops sift down from the top, pushes up from the
                         // end: the first lines and the last one.
@@ -250,11 +379,11 @@ impl Store {
                     let Some(pe) = self.pes.get(idx as usize) else {
                         continue;
                     };
-                    if stage == 3 {
+                    if stage == 4 {
                         prefetch::span(pe, size_of::<Pe>());
-                    } else if p.members.len() > 1 {
-                        let at = pe.slot as usize * p.stride as usize;
-                        if let Some(b) = p.enc.get(at..) {
+                    } else if p.len() > 1 {
+                        let at = p.bytes_at(pe.slot as usize);
+                        if let Some(b) = p.data.get(at..) {
                             prefetch::span(b.as_ptr(), (p.stride as usize).min(b.len()));
                         }
                     }
@@ -266,7 +395,7 @@ impl Store {
     /// What stages before `stage` of [`Store::prefetch`] would have found.
     pub(crate) fn ahead(&self, handle: &[u8], stage: usize) -> Prefetch {
         let hash = self.hasher.hash_one(handle);
-        let pool = if stage > 2 {
+        let pool = if stage > 3 {
             self.pool_index
                 .find(hash, |i| self.pools[i as usize].handle() == handle)
                 .unwrap_or(NIL)
@@ -283,14 +412,18 @@ impl Store {
     fn head(p: &Pool, out: &mut [u32; PREFETCH_HEAD]) -> usize {
         let mut n = 0;
         match &p.sel {
+            _ if p.len() == 1 => {
+                out[0] = member_at(area(&p.data, p.handle_len), 0);
+                n = 1;
+            }
             Selector::Ordered(o) => {
                 for (slot, e) in out.iter_mut().zip(o.head()) {
                     *slot = e.0.idx();
                     n += 1;
                 }
             }
-            Selector::Weighted(_) if p.members.len() <= PREFETCH_HEAD => {
-                for (slot, &m) in out.iter_mut().zip(&p.members) {
+            Selector::Weighted(_) if p.len() <= PREFETCH_HEAD => {
+                for (slot, m) in out.iter_mut().zip(p.members()) {
                     *slot = m;
                     n += 1;
                 }
@@ -307,12 +440,10 @@ impl Store {
 
     pub(crate) fn find_pe(&self, pool: u32, id: u32) -> Option<u32> {
         let h = self.pe_hash(pool, id);
-        self.pe_index
-            .find(h, |&i| {
-                let pe = &self.pes[i as usize];
-                pe.pool == pool && pe.id == id
-            })
-            .copied()
+        self.pe_index.find(h, |i| {
+            let pe = &self.pes[i as usize];
+            pe.pool == pool && pe.id == id
+        })
     }
 
     pub(crate) fn create_pool(
@@ -331,17 +462,16 @@ impl Store {
             Family::Weighted => Selector::Weighted(Box::default()),
         };
         let pool = Pool {
-            handle: h,
-            handle_len: len as u8,
-            handle_sum: checksum::word_sum(&h[..len]) as u32,
+            data: h[..len].into(),
+            sel,
             kind,
+            next_seq: 0,
+            len: 0,
+            cap: 0,
+            stride: 0,
+            handle_len: len as u8,
             transport,
             transport_use,
-            members: Vec::new(),
-            enc: Vec::new(),
-            stride: 0,
-            next_seq: 0,
-            sel,
         };
         let idx = match self.free_pools.pop() {
             Some(i) => {
@@ -369,8 +499,10 @@ impl Store {
         let hash = self.hasher.hash_one(self.pools[pool as usize].handle());
         self.pool_index.remove(hash, pool);
         let p = &mut self.pools[pool as usize];
-        p.members = Vec::new();
-        p.enc = Vec::new();
+        p.data = Box::default();
+        p.handle_len = 0;
+        p.len = 0;
+        p.cap = 0;
         p.stride = 0;
         p.sel = Selector::Ordered(Ordered::default());
         self.free_pools.push(pool);
@@ -381,6 +513,10 @@ impl Store {
         let Self { pools, pes, .. } = self;
         let p = &mut pools[pool as usize];
         match &mut p.sel {
+            Selector::Ordered(_) if p.len == 1 => pes
+                [member_at(area(&p.data, p.handle_len), 0) as usize]
+                .st
+                .round(),
             Selector::Ordered(o) => o
                 .peek_live(|e| live(pes, pool, e))
                 .map_or(0, |e| pes[e.idx() as usize].st.round()),
@@ -405,16 +541,17 @@ impl Store {
         let p = &mut pools[pool as usize];
         let kind = p.kind;
         let mut order: Vec<(u64, u32, u32)> = p
-            .members
-            .iter()
-            .map(|&i| (kind.key(&pes[i as usize].st), pes[i as usize].st.seq, i))
+            .members()
+            .map(|i| (kind.key(&pes[i as usize].st), pes[i as usize].st.seq, i))
             .collect();
         order.sort_unstable();
         for (n, &(_, _, i)) in order.iter().enumerate() {
             pes[i as usize].st.seq = n as u32;
         }
         p.next_seq = order.len() as u32;
-        if let Selector::Ordered(o) = &mut p.sel {
+        if let Selector::Ordered(o) = &mut p.sel
+            && order.len() > 1
+        {
             o.rebuild(order.iter().map(|&(key, _, i)| {
                 let pe = &pes[i as usize];
                 Entry::new(key, pe.st.seq, i, pe.stamp)
@@ -431,60 +568,22 @@ impl Store {
     /// A PE's encoded Pool Element parameter (padded).
     pub(crate) fn pe_bytes(&self, idx: u32) -> &[u8] {
         let pe = &self.pes[idx as usize];
-        let p = &self.pools[pe.pool as usize];
-        let at = pe.slot as usize * p.stride as usize;
-        let len = crate::tlv_len(&p.enc[at..]);
-        &p.enc[at..at + len]
+        let b = self.pools[pe.pool as usize].slot_bytes(pe.slot as usize);
+        &b[..crate::tlv_len(b)]
     }
 
     /// The same, writable (to patch the home id in place).
     pub(crate) fn pe_bytes_mut(&mut self, idx: u32) -> &mut [u8] {
         let pe = &self.pes[idx as usize];
-        let p = &mut self.pools[pe.pool as usize];
-        let at = pe.slot as usize * p.stride as usize;
-        let len = crate::tlv_len(&p.enc[at..]);
-        &mut p.enc[at..at + len]
-    }
-
-    /// Stores `bytes` (a padded Pool Element parameter) in `slot` of `pool`,
-    /// widening every slot first if they are too narrow for it.
-    fn put_bytes(&mut self, pool: u32, slot: usize, bytes: &[u8]) {
-        let p = &mut self.pools[pool as usize];
-        if bytes.len() > p.stride as usize {
-            let old = p.stride as usize;
-            let new = bytes.len();
-            let mut enc = Vec::with_capacity(p.members.len() * new);
-            for s in 0..p.members.len() {
-                let from = p.enc.get(s * old..(s + 1) * old).unwrap_or(&[]);
-                enc.extend_from_slice(from);
-                enc.resize((s + 1) * new, 0);
-            }
-            p.enc = enc;
-            p.stride = new as u32;
-        }
-        let stride = p.stride as usize;
-        let end = (slot + 1) * stride;
-        if p.enc.len() < end {
-            if p.enc.capacity() < end {
-                // Grow by an eighth (at least one slot): little slack in big
-                // pools, no doubling.
-                p.enc
-                    .reserve_exact((end - p.enc.len()).max(p.enc.len() / 8));
-            }
-            p.enc.resize(end, 0);
-        }
-        let at = slot * stride;
-        p.enc[at..at + bytes.len()].copy_from_slice(bytes);
-        p.enc[at + bytes.len()..end].fill(0);
+        let b = self.pools[pe.pool as usize].slot_bytes_mut(pe.slot as usize);
+        let len = crate::tlv_len(b);
+        &mut b[..len]
     }
 
     /// Replaces a PE's bytes (re-registration, update from a peer).
     pub(crate) fn set_bytes(&mut self, idx: u32, bytes: &[u8]) {
-        let (pool, slot) = (
-            self.pes[idx as usize].pool,
-            self.pes[idx as usize].slot as usize,
-        );
-        self.put_bytes(pool, slot, bytes);
+        let pe = &self.pes[idx as usize];
+        self.pools[pe.pool as usize].put(pe.slot as usize, bytes);
     }
 
     /// Adds a new PE (not yet in the pool) with its encoded bytes and links
@@ -496,7 +595,7 @@ impl Store {
         let p = &mut self.pools[pool as usize];
         pe.st = p.kind.init(vals, seq, round);
         p.kind.on_linked(&mut pe.st, self.compat);
-        pe.slot = p.members.len() as u32;
+        pe.slot = p.len() as u32;
         let id = pe.id;
         let idx = match self.free_pes.pop() {
             Some(i) => {
@@ -513,14 +612,7 @@ impl Store {
                 (self.pes.len() - 1) as u32
             }
         };
-        let members = &mut self.pools[pool as usize].members;
-        if members.len() == members.capacity() && members.len() < SMALL_POOL {
-            // Small pools are common: grow one by one at first.
-            members.reserve_exact(1);
-        }
-        members.push(idx);
-        let slot = members.len() - 1;
-        self.put_bytes(pool, slot, bytes);
+        self.pools[pool as usize].push(idx, bytes);
         let h = self.pe_hash(pool, id);
         let Self {
             pe_index,
@@ -528,7 +620,7 @@ impl Store {
             hasher,
             ..
         } = self;
-        pe_index.insert_unique(h, idx, |&i| {
+        pe_index.insert(h, idx, |i| {
             let pe = &pes[i as usize];
             hasher.hash_one((u64::from(pe.pool) << 32) | u64::from(pe.id))
         });
@@ -544,11 +636,28 @@ impl Store {
         let p = &mut self.pools[pe.pool as usize];
         match &mut p.sel {
             Selector::Ordered(o) => {
+                // A pool of one member keeps no heap: the sole member is the
+                // answer. The second member brings the first one's entry in.
+                if p.len <= 1 {
+                    return;
+                }
+                let first = o.is_empty();
                 pe.stamp = pe.stamp.wrapping_add(1);
                 o.push(Entry::new(p.kind.key(&pe.st), pe.st.seq, idx, pe.stamp));
-                if pe.stamp == 0 {
-                    let pool = pe.pool;
-                    let Self { pes, .. } = self;
+                let (pool, wrapped) = (pe.pool, pe.stamp == 0);
+                let Self { pes, .. } = self;
+                if first {
+                    for m in members_of(area(&p.data, p.handle_len), p.len).filter(|&m| m != idx) {
+                        let other = &pes[m as usize];
+                        o.push(Entry::new(
+                            p.kind.key(&other.st),
+                            other.st.seq,
+                            m,
+                            other.stamp,
+                        ));
+                    }
+                }
+                if wrapped {
                     o.maybe_sweep(0, |e| live(pes, pool, e));
                 }
             }
@@ -585,7 +694,7 @@ impl Store {
         let Self { pools, pes, .. } = self;
         let p = &mut pools[pool as usize];
         if let Selector::Ordered(o) = &mut p.sel {
-            o.maybe_sweep(p.members.len(), |e| live(pes, pool, e));
+            o.maybe_sweep(p.len as usize, |e| live(pes, pool, e));
         }
     }
 
@@ -597,32 +706,28 @@ impl Store {
             (pe.pool, pe.id, pe.slot as usize)
         };
         let h = self.pe_hash(pool, id);
-        if let Ok(entry) = self.pe_index.find_entry(h, |&i| i == idx) {
-            entry.remove();
-        }
+        self.pe_index.remove(h, idx);
         let p = &mut self.pools[pool as usize];
-        let last = p.members.len() - 1;
-        let stride = p.stride as usize;
-        if slot != last {
-            p.enc
-                .copy_within(last * stride..(last + 1) * stride, slot * stride);
+        let moved = p.swap_remove(slot);
+        match &mut p.sel {
+            Selector::Weighted(f) => {
+                let last = f.len() - 1;
+                let moved = f.get(last);
+                f.set(slot, moved);
+                f.pop();
+            }
+            // Down to one member: no heap (see `link`).
+            Selector::Ordered(o) if p.len == 1 => o.clear(),
+            Selector::Ordered(_) => {}
         }
-        p.enc.truncate(last * stride);
-        p.members.swap_remove(slot);
-        if let Selector::Weighted(f) = &mut p.sel {
-            let last = f.len() - 1;
-            let moved = f.get(last);
-            f.set(slot, moved);
-            f.pop();
-        }
-        if let Some(&moved) = p.members.get(slot) {
+        if let Some(moved) = moved {
             self.pes[moved as usize].slot = slot as u32;
         }
         let pe = &mut self.pes[idx as usize];
         pe.pool = NIL;
         pe.due = crate::timer::NO_TICK;
         self.free_pes.push(idx);
-        if self.pools[pool as usize].members.is_empty() {
+        if self.pools[pool as usize].len == 0 {
             self.drop_pool(pool);
             true
         } else {
@@ -657,6 +762,20 @@ impl Store {
         let p = &mut pools[pool as usize];
         let kind = p.kind;
         match &mut p.sel {
+            Selector::Ordered(_) if p.len == 1 => {
+                // The sole member (no heap: see `link`).
+                let m = member_at(area(&p.data, p.handle_len), 0);
+                if n > 0 {
+                    out.push(m);
+                    if max_increment > 0 {
+                        kind.on_selected(&mut pes[m as usize].st, p.next_seq, compat);
+                        p.next_seq += 1;
+                    }
+                }
+                if kind.0 == PolicyType::WEIGHTED_ROUND_ROBIN {
+                    Self::rebase_rounds(pool, p, pes);
+                }
+            }
             Selector::Ordered(o) => {
                 scratch.clear();
                 o.take_first(n, |e| live(pes, pool, e), scratch);
@@ -687,7 +806,7 @@ impl Store {
                 // key, slot as index) to restore.
                 let start = out.len();
                 scratch.clear();
-                for _ in 0..n.min(p.members.len()) {
+                for _ in 0..n.min(p.len as usize) {
                     let total = f.total();
                     if total == 0 {
                         break;
@@ -695,7 +814,7 @@ impl Store {
                     let slot = f.find(rng.random_range(0..total));
                     scratch.push(Entry::new(f.get(slot), 0, slot as u32, 0));
                     f.set(slot, 0);
-                    out.push(p.members[slot]);
+                    out.push(member_at(area(&p.data, p.handle_len), slot));
                 }
                 for (i, e) in scratch.iter().enumerate() {
                     let pe = &mut pes[out[start + i] as usize];
@@ -715,18 +834,20 @@ impl Store {
     /// past 2^31, every PE's round is lowered by it (RSPLIB resets its
     /// counters the same way).
     fn rebase_rounds(pool: u32, p: &mut Pool, pes: &mut [Pe]) {
-        let Some(min) = p.members.iter().map(|&i| pes[i as usize].st.round()).min() else {
+        let Some(min) = p.members().map(|i| pes[i as usize].st.round()).min() else {
             return;
         };
         if min < 1 << 31 {
             return;
         }
-        for &i in &p.members {
+        for i in p.members() {
             pes[i as usize].st.c0 -= min;
         }
         let kind = p.kind;
-        if let Selector::Ordered(o) = &mut p.sel {
-            o.rebuild(p.members.iter().map(|&i| {
+        if let Selector::Ordered(o) = &mut p.sel
+            && p.len > 1
+        {
+            o.rebuild(members_of(area(&p.data, p.handle_len), p.len).map(|i| {
                 let pe = &pes[i as usize];
                 Entry::new(kind.key(&pe.st), pe.st.seq, i, pe.stamp)
             }));
@@ -735,31 +856,33 @@ impl Store {
     }
 
     /// Iterates the live PEs of a pool in member order.
-    pub(crate) fn members(&self, pool: u32) -> &[u32] {
-        &self.pools[pool as usize].members
+    pub(crate) fn members(&self, pool: u32) -> impl ExactSizeIterator<Item = u32> + '_ {
+        self.pools[pool as usize].members()
     }
 
     /// Verifies that every index agrees with the slabs (tests only; O(size)).
     pub(crate) fn check(&self) -> Result<(), String> {
         let mut seen = 0;
         for (pi, p) in self.pools.iter().enumerate() {
-            if p.members.is_empty() {
+            if p.len == 0 {
                 continue;
             }
             if self.find_pool(p.handle()) != Some(pi as u32) {
                 return Err(format!("pool {pi} not indexed"));
             }
-            if p.enc.len() != p.members.len() * p.stride as usize {
+            let h = usize::from(p.handle_len);
+            if p.len > p.cap || p.data.len() != h + p.cap as usize * (4 + p.stride as usize) {
                 return Err(format!(
-                    "pool {pi}: arena of {} bytes for {} slots of {}",
-                    p.enc.len(),
-                    p.members.len(),
+                    "pool {pi}: arena of {} bytes for {} members in {} slots of {}",
+                    p.data.len(),
+                    p.len,
+                    p.cap,
                     p.stride
                 ));
             }
-            for (slot, &m) in p.members.iter().enumerate() {
+            for (slot, m) in p.members().enumerate() {
                 let pe = &self.pes[m as usize];
-                let bytes = &p.enc[slot * p.stride as usize..];
+                let bytes = p.slot_bytes(slot);
                 let id = bytes
                     .get(4..8)
                     .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
@@ -782,12 +905,17 @@ impl Store {
             }
             match &p.sel {
                 Selector::Weighted(f) => {
-                    if f.len() != p.members.len() {
+                    if f.len() != p.len() {
                         return Err(format!(
                             "pool {pi}: fenwick has {} slots for {} members",
                             f.len(),
-                            p.members.len()
+                            p.len
                         ));
+                    }
+                }
+                Selector::Ordered(o) if p.len == 1 => {
+                    if !o.is_empty() {
+                        return Err(format!("pool {pi}: one member, but a heap"));
                     }
                 }
                 Selector::Ordered(o) => {
@@ -798,7 +926,7 @@ impl Store {
                         .map(|e| e.idx())
                         .collect();
                     live_idx.sort_unstable();
-                    let mut members = p.members.clone();
+                    let mut members: Vec<u32> = p.members().collect();
                     members.sort_unstable();
                     if live_idx != members {
                         return Err(format!(
