@@ -50,7 +50,7 @@ use crate::timer::{GRANULARITY_US, NO_TICK, Tick, Wheel};
 const TIMER_BATCH: usize = 4096;
 
 /// How many due timers ahead [`Shard::handle_timeout`] prefetches.
-const DUE_AHEAD: usize = 8;
+const DUE_AHEAD: usize = 12;
 
 /// An association (or TCP connection) a request arrived on, as the shell
 /// knows it.
@@ -986,24 +986,32 @@ impl Shard {
         !self.due.is_empty()
     }
 
-    /// Prefetches for the timers about to fire: the PE record of the one
-    /// [`DUE_AHEAD`] places ahead, and the pool record of the one half as far
-    /// (its PE record was asked for then). The due list is known in
-    /// advance, so at large handlespaces the PEs' cache misses overlap
-    /// instead of each keep-alive waiting for two in turn.
+    /// Prefetches for the timers about to fire, one level deeper the
+    /// nearer a timer is: the PE record of the one [`DUE_AHEAD`] places
+    /// ahead, the pool record of the one two thirds as far (its PE record
+    /// was asked for then), and that pool's handle of the one a third as far
+    /// (a keep-alive names it). The due list is known in advance, so at large
+    /// handlespaces the misses of successive timers overlap instead of each
+    /// keep-alive waiting for three in turn.
     fn prefetch_due(&self) {
         let n = self.due.len();
-        if let Some(&far) = n.checked_sub(DUE_AHEAD + 1).and_then(|i| self.due.get(i)) {
-            if let Some(pe) = self.store.pes.get(far as usize) {
-                crate::prefetch::span(pe, size_of::<Pe>());
-            }
+        let at = |ahead: usize| {
+            let i = n.checked_sub(ahead + 1)?;
+            self.due
+                .get(i)
+                .and_then(|&idx| self.store.pes.get(idx as usize))
+        };
+        if let Some(pe) = at(DUE_AHEAD) {
+            crate::prefetch::span(pe, size_of::<Pe>());
         }
-        if let Some(&near) = n.checked_sub(DUE_AHEAD / 2 + 1).and_then(|i| self.due.get(i)) {
-            if let Some(pool) = (self.store.pes.get(near as usize))
-                .and_then(|pe| self.store.pools.get(pe.pool as usize))
-            {
-                crate::prefetch::line(pool);
-            }
+        if let Some(pool) =
+            at(DUE_AHEAD * 2 / 3).and_then(|pe| self.store.pools.get(pe.pool as usize))
+        {
+            crate::prefetch::line(pool);
+        }
+        if let Some(pool) = at(DUE_AHEAD / 3).and_then(|pe| self.store.pools.get(pe.pool as usize))
+        {
+            crate::prefetch::line(pool.handle().as_ptr());
         }
     }
 
