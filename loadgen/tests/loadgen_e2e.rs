@@ -419,6 +419,7 @@ fn echo_server() -> (std::process::Child, String) {
     let addr = line
         .trim()
         .strip_prefix("echo server listening on ")
+        .and_then(|a| a.strip_prefix("tcp:"))
         .unwrap_or_else(|| panic!("echo says where it listens: {line:?}"))
         .to_string();
     (child, addr)
