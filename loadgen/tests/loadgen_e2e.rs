@@ -617,6 +617,8 @@ fn bad_usage_is_one_line() {
         &["run", "--registrar", "nowhere"],
         &["sweep", "--objective", "p99"],
         &["run", "--scenario", "/nonexistent/scenario.toml"],
+        &["echo", "--listen", "udp:127.0.0.1:0"],
+        &["echo", "--listen", "127.0.0.1:0", "--transport", "quic"],
     ] {
         let o = loadgen(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
@@ -624,6 +626,22 @@ fn bad_usage_is_one_line() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("loadgen: "), "{err}");
     }
+}
+
+#[test]
+fn sctp_echo_without_kernel_sctp_is_one_line() {
+    let Some(why) = rserpool_net::sctp::unavailable_reason() else {
+        eprintln!("this kernel has SCTP; the lab tests cover the SCTP echo");
+        return;
+    };
+    let o = loadgen(&["echo", "--listen", "sctp:127.0.0.1:0"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("loadgen: cannot listen on sctp:127.0.0.1:0: ") && err.contains(&why),
+        "{err}"
+    );
 }
 
 #[test]
