@@ -406,8 +406,19 @@ fn spread_over_two_registrars_and_fail_over_when_one_dies() {
 }
 
 fn echo_server() -> (std::process::Child, String) {
+    let (child, target) = echo_server_on("127.0.0.1:0");
+    let addr = target
+        .strip_prefix("tcp:")
+        .unwrap_or_else(|| panic!("a TCP echo: {target}"))
+        .to_string();
+    (child, addr)
+}
+
+/// `loadgen echo --listen LISTEN` and where it says it listens
+/// (`tcp:ADDR:PORT` or `sctp:ADDR:PORT`).
+fn echo_server_on(listen: &str) -> (std::process::Child, String) {
     let mut child = Command::new(LOADGEN)
-        .args(["echo", "--listen", "127.0.0.1:0", "--threads", "2"])
+        .args(["echo", "--listen", listen, "--threads", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -606,6 +617,8 @@ fn bad_usage_is_one_line() {
         &["run", "--registrar", "nowhere"],
         &["sweep", "--objective", "p99"],
         &["run", "--scenario", "/nonexistent/scenario.toml"],
+        &["echo", "--listen", "udp:127.0.0.1:0"],
+        &["echo", "--listen", "127.0.0.1:0", "--transport", "quic"],
     ] {
         let o = loadgen(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
@@ -613,6 +626,22 @@ fn bad_usage_is_one_line() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("loadgen: "), "{err}");
     }
+}
+
+#[test]
+fn sctp_echo_without_kernel_sctp_is_one_line() {
+    let Some(why) = rserpool_net::sctp::unavailable_reason() else {
+        eprintln!("this kernel has SCTP; the lab tests cover the SCTP echo");
+        return;
+    };
+    let o = loadgen(&["echo", "--listen", "sctp:127.0.0.1:0"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("loadgen: cannot listen on sctp:127.0.0.1:0: ") && err.contains(&why),
+        "{err}"
+    );
 }
 
 #[test]
@@ -738,6 +767,106 @@ fn over_sctp_against_our_registrar_and_rspregistrar() {
     );
     std::thread::sleep(Duration::from_secs(1));
     sctp_run(&logs, "rsplib", rsp.0.id());
+}
+
+/// Brief SCTP load against the SCTP echo floor, then against our
+/// registrar with the floor run after it (`--floor` without a prefix: over
+/// the run's transport): counts add up, nothing is wrong, missing or timed
+/// out, and the latency histograms hold exactly the answered requests.
+#[test]
+fn over_sctp_against_the_echo_floor_and_our_registrar() {
+    let _ = registrar_bin();
+    if !rserpool_tests::lab::here(
+        "over_sctp_against_the_echo_floor_and_our_registrar",
+        rserpool_tests::lab::Hosts(0),
+    ) {
+        return;
+    }
+    let logs = Logs::new("loadgen-e2e-sctp-floor");
+    let (mut echo, target) = echo_server_on("sctp:127.0.0.1:0");
+    let echo_addr = target
+        .strip_prefix("sctp:")
+        .unwrap_or_else(|| panic!("an SCTP echo: {target}"))
+        .to_string();
+    let load = [
+        "--pes",
+        "40",
+        "--pools",
+        "4",
+        "--pus",
+        "4",
+        "--rate",
+        "300",
+        "--reg-rate",
+        "30",
+        "--duration",
+        "1",
+    ];
+    let exact = |name: &str, v: &Value| {
+        for k in ["handle_resolution", "reregistration"] {
+            let st = kind(&v["steps"][0]["stats"], k);
+            assert_eq!(u(st, "sent"), u(st, "ok"), "{name}/{k}: all answered: {st}");
+            for f in ["wrong", "errors", "timeouts"] {
+                assert_eq!(u(st, f), 0, "{name}/{k}: {f}: {st}");
+            }
+            assert_eq!(
+                st["latency"]["count"].as_u64(),
+                Some(u(st, "ok")),
+                "{name}/{k}: one latency per answer: {st}"
+            );
+        }
+        // 300/s for 1 s, less what a slow guest leaves for the teardown.
+        let hr = kind(&v["steps"][0]["stats"], "handle_resolution");
+        assert!(u(hr, "ok") >= 200, "{name}: {hr}");
+        assert_eq!(
+            u(kind(&v["setup"]["stats"], "registration"), "ok"),
+            40,
+            "{name}: {v}"
+        );
+    };
+
+    let dir = logs.dir.path().join("floor");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut args = vec!["--echo", "--registrar", &target];
+    args.extend_from_slice(&load);
+    let (v, o) = run_json(&args, &dir);
+    check_run(&v, &o, &dir.join("intervals.hlog"));
+    exact("floor", &v);
+
+    let (_ours, port) = logs.registrar(
+        "ours",
+        &[
+            "--asap",
+            "127.0.0.1:0",
+            "--transport",
+            "sctp",
+            "--announce",
+            "off",
+            "--min-address-scope",
+            "loopback",
+            "--cores",
+            "none",
+        ],
+    );
+    let ours = format!("sctp:127.0.0.1:{port}");
+    let dir = logs.dir.path().join("ours");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut args = vec!["--registrar", &ours, "--floor", &echo_addr];
+    args.extend_from_slice(&load);
+    let (v, o) = run_json(&args, &dir);
+    check_run(&v, &o, &dir.join("intervals.hlog"));
+    exact("ours", &v);
+    let out = text(&o.stdout);
+    assert!(
+        out.contains(&format!("the floor (echo at sctp:{echo_addr})")),
+        "{out}"
+    );
+    let rate = v["floor_ratios"]["handle_resolution"]["rate"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("floor ratios: {v}"));
+    assert!(rate > 0.5 && rate < 2.0, "same offered rate: {rate}");
+    let _ = echo.kill();
+    let _ = echo.wait();
 }
 
 /// The loads of LoadPool0's PEs as our registrar lists them.

@@ -1,12 +1,11 @@
 //! `loadgen`: load generator for RSerPool registrars. See `loadgen --help`
 //! and the `rserpool_loadgen::load` module.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use rserpool_loadgen::load::config::{RunOptions, Settings, parse_cores};
-use rserpool_loadgen::load::echo::EchoServer;
+use rserpool_loadgen::load::echo::{EchoServer, parse_listen};
 use rserpool_loadgen::load::stats::Kind;
 use rserpool_loadgen::load::svg::{Series, plot};
 use rserpool_loadgen::load::sweep::{Stepper, SweepKind, judge, parse_objectives};
@@ -38,9 +37,10 @@ struct RunArgs {
     #[command(flatten)]
     opts: RunOptions,
     /// Then run the same load against this `loadgen echo` server (the
-    /// floor, `[tcp:]ADDR:PORT`) and print the registrar's figures as
-    /// ratios to it.
-    #[arg(long, value_name = "ADDR:PORT")]
+    /// floor, `[tcp:|sctp:]ADDR:PORT`; without a prefix, over the
+    /// registrar's transport) and print the registrar's figures as ratios
+    /// to it.
+    #[arg(long, value_name = "[tcp:|sctp:]ADDR:PORT")]
     floor: Option<String>,
 }
 
@@ -78,9 +78,14 @@ struct SweepArgs {
 
 #[derive(clap::Args, Debug)]
 struct EchoArgs {
-    /// ADDR:PORT to listen on (TCP).
-    #[arg(long)]
-    listen: SocketAddr,
+    /// Where to listen, `[tcp:|sctp:]ADDR:PORT` (port 0: any free one;
+    /// the first line printed names it).
+    #[arg(long, value_name = "[tcp:|sctp:]ADDR:PORT")]
+    listen: String,
+    /// Transport for a listen address without a prefix: tcp (default) or
+    /// sctp (one-to-one style associations, PPIDs kept, as the registrar).
+    #[arg(long, value_name = "tcp|sctp")]
+    transport: Option<String>,
     /// Event-loop threads (default 1).
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -139,9 +144,12 @@ fn status(out: &Outcome) -> ExitCode {
 }
 
 fn run(a: RunArgs) -> Result<ExitCode, String> {
+    let set = settings(a.opts.clone())?;
     let floor_set = match &a.floor {
         Some(f) => {
             let mut o = a.opts.clone();
+            // Without a prefix, the floor is reached like the registrar.
+            o.transport = Some(set.registrars[0].proto.name().to_string());
             o.registrar = vec![f.clone()];
             o.echo = true;
             o.registrar_pid = None;
@@ -151,7 +159,6 @@ fn run(a: RunArgs) -> Result<ExitCode, String> {
         }
         None => None,
     };
-    let set = settings(a.opts)?;
     let mut plan = single_step(&set);
     let out = execute(&set, &mut plan)?;
     print!("{}", out.tables());
@@ -371,9 +378,10 @@ fn echo(a: EchoArgs) -> Result<ExitCode, String> {
         return Err("--threads must be 1..256".into());
     }
     let cores = parse_cores(&a.cores)?;
-    let srv = EchoServer::start(a.listen, a.threads, &cores)
-        .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
-    println!("echo server listening on {}", srv.addr);
+    let (proto, listen) = parse_listen(&a.listen, a.transport.as_deref())?;
+    let srv = EchoServer::start(proto, listen, a.threads, &cores)
+        .map_err(|e| format!("cannot listen on {}:{listen}: {e}", proto.name()))?;
+    println!("echo server listening on {}", srv.target());
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     srv.join();
