@@ -351,6 +351,46 @@ pub fn send_batch_lens(fd: RawFd, buf: &[u8], lens: &[u32], ppid: u32) -> io::Re
     send_iovs(fd, iovs, lens.len(), ppid)
 }
 
+/// What [`send_queue`] got out of a send queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Messages sent (the first `msgs` of the queue).
+    pub msgs: usize,
+    /// Their bytes.
+    pub bytes: usize,
+    /// The socket failed (anything but "would block"): the association is
+    /// gone.
+    pub failed: bool,
+}
+
+/// Sends the messages stored back to back in `buf` with lengths `lens`,
+/// all with `ppid`, batch after batch ([`send_batch_lens`]) until all are
+/// sent, the socket would block, or it fails. The caller drops what
+/// [`Sent`] says went out; the rest waits for the socket to be writable.
+pub fn send_queue(fd: RawFd, buf: &[u8], lens: &[u32], ppid: u32) -> Sent {
+    let mut sent = Sent::default();
+    while sent.msgs < lens.len() {
+        match send_batch_lens(fd, &buf[sent.bytes..], &lens[sent.msgs..], ppid) {
+            Ok(0) => break,
+            Ok(n) => {
+                let n = n.min(lens.len() - sent.msgs);
+                sent.bytes += lens[sent.msgs..sent.msgs + n]
+                    .iter()
+                    .map(|&l| l as usize)
+                    .sum::<usize>();
+                sent.msgs += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => {
+                sent.failed = true;
+                break;
+            }
+        }
+    }
+    sent
+}
+
 fn send_iovs(
     fd: RawFd,
     iovs: impl Iterator<Item = libc::iovec>,

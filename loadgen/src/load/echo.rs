@@ -436,21 +436,14 @@ fn flush_sctp(a: &mut Assoc) -> bool {
     while done < a.lens.len() {
         let ppid = a.ppids[done];
         let run = a.ppids[done..].iter().take_while(|p| **p == ppid).count();
-        match sctp::send_batch_lens(fd, &a.out[off..], &a.lens[done..done + run], ppid) {
-            Ok(0) => break,
-            Ok(n) => {
-                off += a.lens[done..done + n]
-                    .iter()
-                    .map(|l| *l as usize)
-                    .sum::<usize>();
-                done += n;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => {
-                alive = false;
-                break;
-            }
+        let sent = sctp::send_queue(fd, &a.out[off..], &a.lens[done..done + run], ppid);
+        off += sent.bytes;
+        done += sent.msgs;
+        if sent.failed {
+            alive = false;
+        }
+        if sent.failed || sent.msgs < run {
+            break;
         }
     }
     a.out.drain(..off);

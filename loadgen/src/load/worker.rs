@@ -1551,34 +1551,10 @@ impl Worker {
         let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
-        let (mut off, mut done) = (0usize, 0usize);
-        let mut failed = false;
-        while done < c.lens.len() {
-            match sctp::send_batch_lens(
-                fd,
-                &c.wbuf[off..],
-                &c.lens[done..],
-                rserpool_client::ASAP_PPID,
-            ) {
-                Ok(0) => break,
-                Ok(n) => {
-                    off += c.lens[done..done + n]
-                        .iter()
-                        .map(|l| *l as usize)
-                        .sum::<usize>();
-                    done += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
-            }
-        }
-        c.wbuf.drain(..off);
-        c.lens.drain(..done);
-        if failed {
+        let sent = sctp::send_queue(fd, &c.wbuf, &c.lens, rserpool_client::ASAP_PPID);
+        c.wbuf.drain(..sent.bytes);
+        c.lens.drain(..sent.msgs);
+        if sent.failed {
             self.conn_lost(idx, now);
         }
     }

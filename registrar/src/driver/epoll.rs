@@ -661,25 +661,16 @@ impl Loop {
                     let fd = s.as_raw_fd();
                     while !conn.out_lens.is_empty() {
                         let (lens, _) = conn.out_lens.as_slices();
-                        match sctp::send_batch_lens(fd, &conn.out[conn.out_pos..], lens, ASAP_PPID)
-                        {
-                            Ok(n) => {
-                                for _ in 0..n {
-                                    if let Some(l) = conn.out_lens.pop_front() {
-                                        conn.out_pos += l as usize;
-                                    }
-                                }
-                                if n == 0 {
-                                    break;
-                                }
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            Err(_) => {
-                                conn.close = Some(Close::Abort);
-                                self.closing.push(slot);
-                                break;
-                            }
+                        let sent = sctp::send_queue(fd, &conn.out[conn.out_pos..], lens, ASAP_PPID);
+                        let all = sent.msgs == lens.len();
+                        conn.out_lens.drain(..sent.msgs);
+                        conn.out_pos += sent.bytes;
+                        if sent.failed {
+                            conn.close = Some(Close::Abort);
+                            self.closing.push(slot);
+                        }
+                        if sent.failed || !all {
+                            break;
                         }
                     }
                     if conn.out_lens.is_empty() {
