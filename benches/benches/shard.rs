@@ -18,6 +18,14 @@
 //! * `deregister`: scattered existing PEs deregister; they register again
 //!   untimed every `n / 10`.
 //!
+//! * `*_batch32` (`resolve_3`, `keep_alive`, `reregister`, `register`,
+//!   `deregister`): the same requests handed to the shard 32 at a time
+//!   through `Shard::pipelined` with each one's prefetch hint (its pool; for
+//!   the requests about one PE, also the PE id and association), as a
+//!   registrar core handles the complete messages of one read: the memory
+//!   waits of a batch overlap. `keep_alive_batch32` pipelines the acks
+//!   (the timer run itself already prefetches ahead).
+//!
 //! Every timing includes encoding the response into a reused buffer; none
 //! includes decoding the request (see the `wire` benchmarks), nor choosing
 //! the targets: every operation works through a batch of targets prepared
@@ -39,7 +47,7 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, criterion_group, criterion_main};
 use rserpool_benches::handlespace::{PolicyChoice, Population, load_of, scatter};
-use rserpool_shard::{Shard, Time};
+use rserpool_shard::{Shard, Target, Time};
 use rserpool_wire::AsapMessage;
 
 /// A built shard and the state of the requests sent to it.
@@ -82,7 +90,7 @@ impl Bench {
         (self.pop.pes() as u64 / 10).max(1)
     }
 
-    fn resolve(&mut self, iters: u64, items: u32) -> Duration {
+    fn resolve(&mut self, iters: u64, items: u32, group: Option<usize>) -> Duration {
         let pools = self.pop.pools();
         let expect = (items as usize).min(self.pop.pool_size());
         let mut total = Duration::ZERO;
@@ -96,14 +104,19 @@ impl Bench {
                 self.k += 1;
             }
             let before = self.shard.stats().resolutions;
-            let t = Instant::now();
-            for &(pool, _) in &self.batch {
-                self.out.clear();
-                self.pop
-                    .resolve(&mut self.shard, self.now, pool, items, &mut self.out);
-                black_box(&self.out);
-            }
-            total += t.elapsed();
+            let (pop, now) = (&self.pop, self.now);
+            total += timed(
+                &mut self.shard,
+                &self.batch,
+                &mut self.out,
+                group,
+                |&(pool, _)| Target::pool(pop.handle(pool).as_bytes()),
+                |s, &(pool, _), out| {
+                    out.clear();
+                    pop.resolve(s, now, pool, items, out);
+                    black_box(&*out);
+                },
+            );
             assert_eq!(
                 self.shard.stats().resolutions - before,
                 c,
@@ -114,51 +127,7 @@ impl Bench {
         total
     }
 
-    /// As `resolve`, but requests are handed to the shard in batches of
-    /// `batch` through [`Shard::pipelined`], as a registrar core does with
-    /// the requests of one wake-up: the prefetches of each request overlap
-    /// the work on the ones before it. The pipeline starts empty for every
-    /// batch.
-    fn resolve_pipelined(&mut self, iters: u64, items: u32, batch: usize) -> Duration {
-        let pools = self.pop.pools();
-        let expect = (items as usize).min(self.pop.pool_size());
-        let mut total = Duration::ZERO;
-        let mut left = iters;
-        while left > 0 {
-            let c = left.min(CHUNK);
-            left -= c;
-            self.batch.clear();
-            for _ in 0..c {
-                self.batch.push((scatter(self.k, pools), 0));
-                self.k += 1;
-            }
-            let before = self.shard.stats().resolutions;
-            let (pop, out, now) = (&self.pop, &mut self.out, self.now);
-            let t = Instant::now();
-            for group in self.batch.chunks(batch) {
-                self.shard.pipelined(
-                    group,
-                    pipeline_distance(),
-                    |&(pool, _)| Some(pop.handle(pool).as_bytes()),
-                    |shard, &(pool, _)| {
-                        out.clear();
-                        pop.resolve(shard, now, pool, items, out);
-                        black_box(&*out);
-                    },
-                );
-            }
-            total += t.elapsed();
-            assert_eq!(
-                self.shard.stats().resolutions - before,
-                c,
-                "answered with PEs"
-            );
-            assert_eq!(answered_pes(&self.out), expect, "PEs in the last answer");
-        }
-        total
-    }
-
-    fn reregister(&mut self, iters: u64) -> Duration {
+    fn reregister(&mut self, iters: u64, group: Option<usize>) -> Duration {
         let n = self.pop.pes();
         let adaptive = self.pop.policy() != PolicyChoice::RoundRobin;
         let mut total = Duration::ZERO;
@@ -173,26 +142,25 @@ impl Bench {
                 self.batch.push((pe, load as usize));
                 self.k += 1;
             }
-            let t = Instant::now();
-            for &(pe, load) in &self.batch {
-                self.out.clear();
-                black_box(self.pop.register(
-                    &mut self.shard,
-                    self.now,
-                    pe,
-                    self.pop.pool_of(pe),
-                    load as u32,
-                    &mut self.out,
-                ));
-            }
-            total += t.elapsed();
+            let (pop, now) = (&self.pop, self.now);
+            total += timed(
+                &mut self.shard,
+                &self.batch,
+                &mut self.out,
+                group,
+                |&(pe, _)| pop.target(pe, pop.pool_of(pe)),
+                |s, &(pe, load), out| {
+                    out.clear();
+                    black_box(pop.register(s, now, pe, pop.pool_of(pe), load as u32, out));
+                },
+            );
             assert_eq!(self.shard.pe_count(), n);
             assert_eq!(self.shard.stats().registrations_rejected, 0);
         }
         total
     }
 
-    fn register(&mut self, iters: u64) -> Duration {
+    fn register(&mut self, iters: u64, group: Option<usize>) -> Duration {
         let (n, pools) = (self.pop.pes(), self.pop.pools());
         let mut total = Duration::ZERO;
         let mut left = iters;
@@ -204,19 +172,18 @@ impl Bench {
                 self.batch.push((n + i, scatter(self.k, pools)));
                 self.k += 1;
             }
-            let t = Instant::now();
-            for &(pe, pool) in &self.batch {
-                self.out.clear();
-                black_box(self.pop.register(
-                    &mut self.shard,
-                    self.now,
-                    pe,
-                    pool,
-                    load_of(pe, 0),
-                    &mut self.out,
-                ));
-            }
-            total += t.elapsed();
+            let (pop, now) = (&self.pop, self.now);
+            total += timed(
+                &mut self.shard,
+                &self.batch,
+                &mut self.out,
+                group,
+                |&(pe, pool)| pop.target(pe, pool),
+                |s, &(pe, pool), out| {
+                    out.clear();
+                    black_box(pop.register(s, now, pe, pool, load_of(pe, 0), out));
+                },
+            );
             assert_eq!(self.shard.pe_count(), n + c as usize);
             assert_eq!(self.shard.pool_count(), pools);
             assert_eq!(self.shard.stats().registrations_rejected, 0);
@@ -230,7 +197,7 @@ impl Bench {
         total
     }
 
-    fn deregister(&mut self, iters: u64) -> Duration {
+    fn deregister(&mut self, iters: u64, group: Option<usize>) -> Duration {
         let n = self.pop.pes();
         let mut total = Duration::ZERO;
         let mut left = iters;
@@ -243,14 +210,19 @@ impl Bench {
                 self.batch.push((pe, self.pop.pool_of(pe)));
                 self.k += 1;
             }
-            let t = Instant::now();
-            for &(pe, pool) in &self.batch {
-                self.out.clear();
-                self.pop
-                    .deregister(&mut self.shard, self.now, pe, pool, &mut self.out);
-                black_box(&self.out);
-            }
-            total += t.elapsed();
+            let (pop, now) = (&self.pop, self.now);
+            total += timed(
+                &mut self.shard,
+                &self.batch,
+                &mut self.out,
+                group,
+                |&(pe, pool)| pop.target(pe, pool),
+                |s, &(pe, pool), out| {
+                    out.clear();
+                    pop.deregister(s, now, pe, pool, out);
+                    black_box(&*out);
+                },
+            );
             assert_eq!(self.shard.pe_count(), n - c as usize);
             for &(pe, pool) in &self.batch {
                 self.out.clear();
@@ -269,32 +241,72 @@ impl Bench {
     }
 
     /// Whole keep-alive rounds (every PE once) until `iters` PEs are done;
-    /// the time is scaled to `iters` PEs.
-    fn keep_alive(&mut self, iters: u64) -> Duration {
+    /// the time is scaled to `iters` PEs. With `group`, the acks are
+    /// pipelined `group` at a time.
+    fn keep_alive(&mut self, iters: u64, group: Option<usize>) -> Duration {
         let n = self.pop.pes();
         let mut total = Duration::ZERO;
         let mut done = 0u64;
+        let pipeline = group.map(|g| (g, pipeline_distance()));
         while done < iters {
             self.now = self.now + Population::keep_alive_step();
             let t = Instant::now();
-            let sent = self
-                .pop
-                .keep_alive_round(&mut self.shard, self.now, &mut self.acks);
+            let sent =
+                self.pop
+                    .keep_alive_round(&mut self.shard, self.now, &mut self.acks, pipeline);
             total += t.elapsed();
             assert_eq!(sent, n, "every PE gets one keep-alive per round");
+            assert_eq!(
+                self.shard.stats().keep_alive_timeouts,
+                0,
+                "every ack arrived"
+            );
             done += n as u64;
         }
         total.mul_f64(iters as f64 / done as f64)
     }
 }
 
-/// Requests between prefetch stages in `resolve_pipelined`
+/// Times `op` on each of `items`: one by one (`group` = `None`), or through
+/// [`Shard::pipelined`] `group` at a time with `target` as each one's
+/// prefetch hint, as a registrar core runs the requests of one read (the
+/// pipeline starts empty for every group).
+fn timed<'p>(
+    shard: &mut Shard,
+    items: &[(usize, usize)],
+    out: &mut Vec<u8>,
+    group: Option<usize>,
+    target: impl Fn(&(usize, usize)) -> Target<'p>,
+    mut op: impl FnMut(&mut Shard, &(usize, usize), &mut Vec<u8>),
+) -> Duration {
+    let t = Instant::now();
+    match group {
+        None => {
+            for item in items {
+                op(shard, item, out);
+            }
+        }
+        Some(g) => {
+            for chunk in items.chunks(g) {
+                shard.pipelined(
+                    chunk,
+                    pipeline_distance(),
+                    |item| Some(target(item)),
+                    |s, item| op(s, item, out),
+                );
+            }
+        }
+    }
+    t.elapsed()
+}
+
+/// Requests between prefetch stages in the `_batch` benchmarks
 /// (`SHARD_PREFETCH_DISTANCE`, default 1).
 fn pipeline_distance() -> usize {
     env_list("SHARD_PREFETCH_DISTANCE", &[1usize])[0]
 }
 
-/// Requests per wake-up in `resolve_pipelined`.
+/// Requests per wake-up in the `_batch` benchmarks.
 const WAKE_UP_BATCH: usize = 32;
 
 /// Targets prepared per batch for `resolve` and `reregister`.
@@ -336,15 +348,17 @@ fn bench_policy(g: &mut BenchmarkGroup<'_, WallTime>, pop: Population) {
     let (n, p) = (pop.pes(), pop.pool_size());
     let mut b = Bench::new(pop);
     g.sampling_mode(SamplingMode::Auto);
+    let batch = format!("batch{WAKE_UP_BATCH}");
+    let wake = Some(WAKE_UP_BATCH);
     g.bench_function(format!("{name}/resolve_3"), |c| {
-        c.iter_custom(|iters| b.resolve(iters, 3));
+        c.iter_custom(|iters| b.resolve(iters, 3, None));
     });
-    g.bench_function(format!("{name}/resolve_3_batch{WAKE_UP_BATCH}"), |c| {
-        c.iter_custom(|iters| b.resolve_pipelined(iters, 3, WAKE_UP_BATCH));
+    g.bench_function(format!("{name}/resolve_3_{batch}"), |c| {
+        c.iter_custom(|iters| b.resolve(iters, 3, wake));
     });
     if p >= 1000 {
         g.bench_function(format!("{name}/resolve_128"), |c| {
-            c.iter_custom(|iters| b.resolve(iters, 128));
+            c.iter_custom(|iters| b.resolve(iters, 128, None));
         });
     }
     if name == "rr" {
@@ -354,20 +368,26 @@ fn bench_policy(g: &mut BenchmarkGroup<'_, WallTime>, pop: Population) {
         }
         g.sampling_mode(SamplingMode::Flat);
         g.bench_function(format!("{name}/keep_alive"), |c| {
-            c.iter_custom(|iters| b.keep_alive(iters));
+            c.iter_custom(|iters| b.keep_alive(iters, None));
+        });
+        g.bench_function(format!("{name}/keep_alive_{batch}"), |c| {
+            c.iter_custom(|iters| b.keep_alive(iters, wake));
         });
         g.sample_size(100);
         g.sampling_mode(SamplingMode::Auto);
     }
-    g.bench_function(format!("{name}/reregister"), |c| {
-        c.iter_custom(|iters| b.reregister(iters));
-    });
-    g.bench_function(format!("{name}/register"), |c| {
-        c.iter_custom(|iters| b.register(iters));
-    });
-    g.bench_function(format!("{name}/deregister"), |c| {
-        c.iter_custom(|iters| b.deregister(iters));
-    });
+    for group in [None, wake] {
+        let suffix = group.map_or(String::new(), |_| format!("_{batch}"));
+        g.bench_function(format!("{name}/reregister{suffix}"), |c| {
+            c.iter_custom(|iters| b.reregister(iters, group));
+        });
+        g.bench_function(format!("{name}/register{suffix}"), |c| {
+            c.iter_custom(|iters| b.register(iters, group));
+        });
+        g.bench_function(format!("{name}/deregister{suffix}"), |c| {
+            c.iter_custom(|iters| b.deregister(iters, group));
+        });
+    }
     b.shard
         .check_invariants()
         .expect("consistent after the run");

@@ -10,7 +10,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use rserpool_shard::{Association, Config, RegistrationOutcome, Shard, Time};
+use rserpool_shard::{Association, Config, RegistrationOutcome, Shard, Target, Time};
 use rserpool_wire::asap::{Deregistration, EndpointKeepAliveAck, HandleResolution, Registration};
 use rserpool_wire::{
     HandleResolutionOption, PeId, Policy, PoolElement, PoolHandle, ServerId, Transport,
@@ -201,10 +201,35 @@ impl Population {
         s.handle_resolution(now, &hr, out);
     }
 
+    /// What a registrar core tells the prefetch stages about a request of
+    /// PE `pe` on `pool` (registration, deregistration, keep-alive ack).
+    pub fn target(&self, pe: usize, pool: usize) -> Target<'_> {
+        Target::pe(self.handle(pool).as_bytes(), pe as u32 + 1, pe as u64 + 1)
+    }
+
+    /// PE `pe` acks a keep-alive on its association.
+    pub fn ack(&self, s: &mut Shard, now: Time, pe: usize) {
+        let addrs = [addr(pe)];
+        let ack = EndpointKeepAliveAck {
+            pool_handle: self.handle(self.pool_of(pe)),
+            pe_id: PeId(pe as u32 + 1),
+        };
+        s.handle_keep_alive_ack(now, &association(pe, &addrs), &ack);
+    }
+
     /// Runs every timer due at `now`: the keep-alives are taken from
     /// `poll_transmit` and each PE (one of the first `n`) acks at once.
-    /// `acks` is scratch space. Returns how many keep-alives were sent.
-    pub fn keep_alive_round(&self, s: &mut Shard, now: Time, acks: &mut Vec<u64>) -> usize {
+    /// `acks` is scratch space. With `pipeline` = (batch, distance) the
+    /// acks go through [`Shard::pipelined`] `batch` at a time, as a
+    /// registrar core handles the messages of one read. Returns how many
+    /// keep-alives were sent.
+    pub fn keep_alive_round(
+        &self,
+        s: &mut Shard,
+        now: Time,
+        acks: &mut Vec<u64>,
+        pipeline: Option<(usize, usize)>,
+    ) -> usize {
         let mut sent = 0;
         loop {
             let more = s.handle_timeout(now);
@@ -212,14 +237,25 @@ impl Population {
                 acks.push(t.to);
             }
             sent += acks.len();
-            for &a in acks.iter() {
-                let pe = (a - 1) as usize;
-                let addrs = [addr(pe)];
-                let ack = EndpointKeepAliveAck {
-                    pool_handle: self.handle(self.pool_of(pe)),
-                    pe_id: PeId(pe as u32 + 1),
-                };
-                s.handle_keep_alive_ack(now, &association(pe, &addrs), &ack);
+            match pipeline {
+                None => {
+                    for &a in acks.iter() {
+                        self.ack(s, now, (a - 1) as usize);
+                    }
+                }
+                Some((batch, distance)) => {
+                    for group in acks.chunks(batch.max(1)) {
+                        s.pipelined(
+                            group,
+                            distance,
+                            |&a| {
+                                let pe = (a - 1) as usize;
+                                Some(self.target(pe, self.pool_of(pe)))
+                            },
+                            |s, &a| self.ack(s, now, (a - 1) as usize),
+                        );
+                    }
+                }
             }
             acks.clear();
             if !more {
@@ -314,9 +350,11 @@ mod tests {
         let mut s = pop.build();
         let mut acks = Vec::new();
         let mut now = Time::ZERO;
-        for _ in 0..4 {
+        // Plain and pipelined acks alternate: a lost ack would time out.
+        for round in 0..4 {
             now = now + Population::keep_alive_step();
-            assert_eq!(pop.keep_alive_round(&mut s, now, &mut acks), 3000);
+            let pipeline = (round % 2 == 1).then_some((32, 1));
+            assert_eq!(pop.keep_alive_round(&mut s, now, &mut acks, pipeline), 3000);
         }
         assert_eq!(s.pe_count(), 3000);
         assert_eq!(s.stats().keep_alive_timeouts, 0);

@@ -16,7 +16,7 @@
 use std::net::IpAddr;
 
 use crossbeam::channel::Sender;
-use rserpool_shard::{Association, Event, Shard, Time};
+use rserpool_shard::{Association, Event, Shard, Target, Time};
 use rserpool_wire::asap::AsapError;
 use rserpool_wire::enrp::EnrpMessage;
 use rserpool_wire::{
@@ -333,14 +333,18 @@ impl Core {
         for chunk in msgs.chunks(MANY) {
             // Which messages name a pool of this core's shard (looked up
             // once, not at every stage).
-            let mut local: [&[u8]; MANY] = [&[]; MANY];
+            // For a message about one PE, also that PE and this association.
+            let mut local: [Option<Target<'_>>; MANY] = [None; MANY];
             let mut any = false;
             for (slot, m) in local.iter_mut().zip(chunk) {
                 if let Some(h) = rserpool_wire::peek_pool_handle(m)
                     && (self.shards == 1
                         || mesh::route_pool(h, self.shards) == Route::Shard(self.index))
                 {
-                    *slot = h;
+                    *slot = Some(match rserpool_wire::peek_pe_id(m) {
+                        Some(pe) => Target::pe(h, pe, conn.id),
+                        None => Target::pool(h),
+                    });
                     any = true;
                 }
             }
@@ -356,9 +360,9 @@ impl Core {
                 distance,
                 |core, j, state, stage| {
                     if let Some(shard) = &core.shard
-                        && !local[j].is_empty()
+                        && let Some(t) = local[j]
                     {
-                        shard.prefetch_step(local[j], state, stage);
+                        shard.prefetch_step(t, state, stage);
                     }
                 },
                 |core, j| core.handle_asap(now, conn, chunk[j], out),

@@ -32,7 +32,7 @@ mod time;
 mod timer;
 
 pub use config::{Config, LifeUnit};
-pub use pipeline::Prefetch;
+pub use pipeline::{Prefetch, Target};
 pub use policy::Compat;
 pub use route::shard_for;
 pub use shard::{Association, Event, RegistrationOutcome, Shard, Stats, TableCursor, Transmit};

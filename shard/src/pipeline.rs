@@ -19,6 +19,38 @@ pub struct Prefetch {
     pub(crate) pool: u32,
 }
 
+/// What a request will touch, as far as its prefetch stages can tell before
+/// it is parsed: its pool and, for a request about one PE (registration,
+/// deregistration, keep-alive ack, unreachable report), that PE and the
+/// association it came on. See [`crate::Shard::prefetch_step`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Target<'a> {
+    /// The pool handle.
+    pub handle: &'a [u8],
+    /// The PE's id (0: the request is about the pool, e.g. a handle
+    /// resolution; 0 is no valid PE id).
+    pub pe: u32,
+    /// The association the request came on (0: none or irrelevant): a
+    /// registration or deregistration updates its list of PEs.
+    pub assoc: u64,
+}
+
+impl<'a> Target<'a> {
+    /// A request about pool `handle` as a whole (a handle resolution).
+    pub const fn pool(handle: &'a [u8]) -> Self {
+        Self {
+            handle,
+            pe: 0,
+            assoc: 0,
+        }
+    }
+
+    /// A request about PE `pe` of pool `handle`, on association `assoc`.
+    pub const fn pe(handle: &'a [u8], pe: u32, assoc: u64) -> Self {
+        Self { handle, pe, assoc }
+    }
+}
+
 impl Default for Prefetch {
     fn default() -> Self {
         Self { hash: 0, pool: NIL }

@@ -40,7 +40,7 @@ use rserpool_wire::{
 use crate::addr;
 use crate::config::{Config, LifeUnit};
 use crate::owners::Owners;
-use crate::pipeline::Prefetch;
+use crate::pipeline::{Prefetch, Target};
 use crate::policy::{Kind, PolicyState};
 use crate::store::{MAX_PES, NEVER_SECS, NIL, Pe, Store};
 use crate::time::Time;
@@ -253,51 +253,72 @@ impl Shard {
     pub const PREFETCH_STAGES: usize = crate::store::PREFETCH_STAGES;
 
     /// Asks the CPU to fetch, in the background, memory that a request on
-    /// pool `handle` will touch. A pure hint: no state changes, and any
-    /// answer is the same with or without it.
+    /// `target` will touch. A pure hint: no state changes, and any answer is
+    /// the same with or without it.
     ///
     /// At large handlespaces a request's loads come from main memory and
     /// depend on each other (index slot, pool record, its handle and
-    /// members, its selection array, the PEs, their bytes), so the stages go
-    /// one level deeper each:
+    /// members, its selection array, then for a resolution the PEs and their
+    /// bytes, for a request about one PE its index slot, its record and its
+    /// neighbours), so the stages go one level deeper each:
     /// `stage` *k* (0 to [`Shard::PREFETCH_STAGES`] - 1) reads what stage
     /// *k* - 1 asked for and asks for the next level. Run stage *k* for a
     /// request a little while after stage *k* - 1 for it (a request or two
     /// later), and the request itself after the last stage: that is what
     /// [`Shard::pipelined`] does for a batch.
-    pub fn prefetch(&self, handle: &[u8], stage: usize) {
+    pub fn prefetch(&self, target: Target<'_>, stage: usize) {
         // What the earlier stages found, found again (cheap once their lines
         // are in the cache).
-        let mut ahead = self.store.ahead(handle, stage);
-        self.store.prefetch(handle, &mut ahead, stage);
+        let mut ahead = self.store.ahead(target.handle, stage);
+        self.prefetch_step(target, &mut ahead, stage);
     }
 
-    /// One prefetch stage for a request on pool `handle`, as
+    /// One prefetch stage for a request on `target`, as
     /// [`Shard::prefetch`], keeping what the stages found in `state` (one
     /// per request, fresh for stage 0) so that no stage repeats the work of
     /// the one before. [`crate::pipeline::pipeline`] runs these for a batch.
-    pub fn prefetch_step(&self, handle: &[u8], state: &mut Prefetch, stage: usize) {
-        self.store.prefetch(handle, state, stage);
+    pub fn prefetch_step(&self, target: Target<'_>, state: &mut Prefetch, stage: usize) {
+        if target.pe == 0 || stage <= 3 {
+            self.store.prefetch(target.handle, state, stage);
+        }
+        if target.pe != 0 {
+            self.store.prefetch_pe(target.pe, state, stage);
+        }
+        if target.assoc != 0 && stage < 2 {
+            // The association's list head: its index slot, then its record.
+            let h = self.hasher.hash_one(target.assoc);
+            if stage == 0 {
+                if let Some(slot) = self.assocs.home(h) {
+                    crate::prefetch::line(slot);
+                }
+            } else {
+                for c in self.assocs.candidates(h).take(2) {
+                    if let Some(pe) = self.store.pes.get(c as usize) {
+                        crate::prefetch::span(pe, size_of::<Pe>());
+                    }
+                }
+            }
+        }
     }
 
     /// Runs `run` on each of `items` in order, with the prefetch stages for
     /// the items ahead of it interleaved (see [`crate::pipeline::pipeline`]).
-    /// `handle` names an item's pool (`None`: nothing to prefetch). The
-    /// results are exactly those of running `run` on the items in order.
-    pub fn pipelined<T, H: AsRef<[u8]>>(
+    /// `target` says what an item will touch (`None`: nothing to prefetch).
+    /// The results are exactly those of running `run` on the items in order.
+    pub fn pipelined<'t, T>(
         &mut self,
-        items: &[T],
+        items: &'t [T],
         distance: usize,
-        handle: impl Fn(&T) -> Option<H>,
-        mut run: impl FnMut(&mut Self, &T),
+        target: impl Fn(&'t T) -> Option<Target<'t>>,
+        mut run: impl FnMut(&mut Self, &'t T),
     ) {
         crate::pipeline::pipeline(
             self,
             items.len(),
             distance,
             |s, j, state, stage| {
-                if let Some(h) = handle(&items[j]) {
-                    s.prefetch_step(h.as_ref(), state, stage);
+                if let Some(t) = target(&items[j]) {
+                    s.prefetch_step(t, state, stage);
                 }
             },
             |s, j| run(s, &items[j]),

@@ -392,6 +392,57 @@ impl Store {
         }
     }
 
+    /// The further prefetches of a request about PE `id` of the pool
+    /// `ahead` names (found by stage 3 of [`Store::prefetch`], which runs
+    /// first): stage 3 asks for the PE index slot, 4 for the PE records it
+    /// names, 5 (the PE found) for its neighbours in its owner's list and its
+    /// stored bytes, which a registration or deregistration updates, or (a
+    /// new PE) for the free slab record it will take. Stages 0-2 add nothing.
+    pub(crate) fn prefetch_pe(&self, id: u32, ahead: &Prefetch, stage: usize) {
+        let pool = ahead.pool;
+        if pool == NIL || stage < 3 {
+            return;
+        }
+        let h = self.pe_hash(pool, id);
+        match stage {
+            3 => {
+                if let Some(slot) = self.pe_index.home(h) {
+                    prefetch::line(slot);
+                }
+            }
+            4 => {
+                for c in self.pe_index.candidates(h).take(2) {
+                    if let Some(pe) = self.pes.get(c as usize) {
+                        prefetch::span(pe, size_of::<Pe>());
+                    }
+                }
+            }
+            _ => match self.find_pe(pool, id) {
+                Some(idx) => {
+                    let pe = &self.pes[idx as usize];
+                    for n in [pe.owner_prev, pe.owner_next] {
+                        if let Some(q) = self.pes.get(n as usize) {
+                            prefetch::span(q, size_of::<Pe>());
+                        }
+                    }
+                    if let Some(p) = self.pools.get(pool as usize)
+                        && p.len() > 1
+                    {
+                        let at = p.bytes_at(pe.slot as usize);
+                        if let Some(b) = p.data.get(at..) {
+                            prefetch::span(b.as_ptr(), (p.stride as usize).min(b.len()));
+                        }
+                    }
+                }
+                None => {
+                    if let Some(pe) = self.free_pes.last().and_then(|&i| self.pes.get(i as usize)) {
+                        prefetch::span(pe, size_of::<Pe>());
+                    }
+                }
+            },
+        }
+    }
+
     /// What stages before `stage` of [`Store::prefetch`] would have found.
     pub(crate) fn ahead(&self, handle: &[u8], stage: usize) -> Prefetch {
         let hash = self.hasher.hash_one(handle);

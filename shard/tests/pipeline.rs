@@ -8,7 +8,7 @@
 mod common;
 use common::*;
 use proptest::prelude::*;
-use rserpool_shard::{Shard, Time};
+use rserpool_shard::{Shard, Target, Time};
 use rserpool_wire::asap::{Deregistration, HandleResolution};
 use rserpool_wire::{HandleResolutionOption, PeId, Policy, PoolHandle, ServerId};
 
@@ -72,9 +72,19 @@ fn run(s: &mut Shard, op: &Op, out: &mut Vec<u8>) {
     }
 }
 
-fn handle_of(op: &Op) -> String {
+/// What a registrar would tell the prefetch stages about `op` (the PE id
+/// and association peeked from the message), or with `wrong`, a hint that
+/// names another PE and association: hints never change answers.
+fn target_of<'a>(op: &Op, names: &'a [String], wrong: bool) -> Target<'a> {
+    let skew = if wrong { 7 } else { 0 };
     match *op {
-        Op::Resolve(p, _) | Op::Register(p, _) | Op::Deregister(p, _) => pool_name(p),
+        Op::Resolve(p, _) => Target::pool(names[p].as_bytes()),
+        Op::Register(p, id) => Target::pe(
+            names[p].as_bytes(),
+            10_000 + id + skew,
+            u64::from(10_000 + id),
+        ),
+        Op::Deregister(p, id) => Target::pe(names[p].as_bytes(), id + skew, u64::from(id + skew)),
     }
 }
 
@@ -92,7 +102,11 @@ proptest! {
             1..120),
         distance in 0usize..6,
         batch in 1usize..40,
+        wrong_every in 0usize..5,
     ) {
+        let names: Vec<String> = (0..14).map(pool_name).collect();
+        // Every `wrong_every`-th hint names the wrong PE (0: none does).
+        let items: Vec<(usize, &Op)> = ops.iter().enumerate().collect();
         let mut plain = build(&sizes);
         let mut piped = build(&sizes);
         let mut out = Vec::new();
@@ -102,8 +116,11 @@ proptest! {
             want.push(out.clone());
         }
         let mut got = Vec::new();
-        for group in ops.chunks(batch) {
-            piped.pipelined(group, distance, |op| Some(handle_of(op)), |s, op| {
+        for group in items.chunks(batch) {
+            let target = |&(i, op): &(usize, &Op)| {
+                Some(target_of(op, &names, wrong_every != 0 && i % wrong_every == 0))
+            };
+            piped.pipelined(group, distance, target, |s, &(_, op)| {
                 run(s, op, &mut out);
                 got.push(out.clone());
             });
@@ -121,7 +138,10 @@ fn single_prefetch_stages_are_harmless_on_any_handle() {
     let mut s = build(&[1, 5, 30]);
     for stage in 0..Shard::PREFETCH_STAGES + 2 {
         for h in ["pool-0", "pool-1", "pool-2", "nope", ""] {
-            s.prefetch(h.as_bytes(), stage);
+            s.prefetch(Target::pool(h.as_bytes()), stage);
+            for pe in [1, 2, 36, 99, u32::MAX] {
+                s.prefetch(Target::pe(h.as_bytes(), pe, u64::from(pe)), stage);
+            }
         }
     }
     assert_eq!(resolve(&mut s, "pool-2", 3).len(), 3);

@@ -127,6 +127,25 @@ pub fn peek_pool_handle(msg: &[u8]) -> Option<&[u8]> {
     msg.get(8..4 + len)
 }
 
+/// The PE id of an ASAP message about one PE, read from the parameter that
+/// follows the pool handle (see [`peek_pool_handle`]): the id inside a Pool
+/// Element (Registration) or a PE Identifier (Deregistration, Endpoint Keep
+/// Alive Ack, Endpoint Unreachable). `None` for any other message, and for
+/// PE id 0 (never valid). A hint only, as [`peek_pool_handle`].
+pub fn peek_pe_id(msg: &[u8]) -> Option<u32> {
+    use crate::codes::param_type::{PE_IDENTIFIER, POOL_ELEMENT};
+    let handle = peek_pool_handle(msg)?;
+    let at = 4 + ((handle.len() + 4 + 3) & !3);
+    let p = msg.get(at..at + 8)?;
+    let ty = u16::from_be_bytes([p[0], p[1]]);
+    let len = u16::from_be_bytes([p[2], p[3]]);
+    if !(ty == POOL_ELEMENT || ty == PE_IDENTIFIER) || len < 8 {
+        return None;
+    }
+    let id = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+    (id != 0).then_some(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +195,30 @@ mod tests {
         assert_eq!(peek_pool_handle(&hr[..9]), None);
         assert_eq!(peek_pool_handle(&hr[..4]), None);
         assert_eq!(peek_pool_handle(&[]), None);
+    }
+
+    #[test]
+    fn the_pe_id_is_peeked_from_the_parameter_after_the_handle() {
+        // Deregistration (type 2) of PE 0x01020304 from pool "abc" (padded).
+        let d = [
+            5, 2, 0, 20, 0, 9, 0, 7, b'a', b'b', b'c', 0, 0, 14, 0, 8, 1, 2, 3, 4,
+        ];
+        assert_eq!(peek_pe_id(&d), Some(0x0102_0304));
+        // PE id 0, another parameter, a short one, truncation: none.
+        let mut zero = d;
+        zero[16..20].fill(0);
+        assert_eq!(peek_pe_id(&zero), None);
+        let mut other = d;
+        other[13] = 15;
+        assert_eq!(peek_pe_id(&other), None);
+        let mut short = d;
+        short[15] = 7;
+        assert_eq!(peek_pe_id(&short), None);
+        assert_eq!(peek_pe_id(&d[..19]), None);
+        // A handle resolution names no PE.
+        assert_eq!(
+            peek_pe_id(&[5, 0, 0, 12, 0, 9, 0, 6, b'a', b'b', 0, 0]),
+            None
+        );
     }
 }

@@ -58,7 +58,7 @@ pub use asap::AsapMessage;
 pub use codes::{AsapType, CauseCode, EnrpType, UnrecognizedAction, consts, flags, param_type};
 pub use enrp::EnrpMessage;
 pub use error::{EncodeError, Error, ErrorKind};
-pub use header::{CommonHeader, MessageView, frame_len, peek_pool_handle};
+pub use header::{CommonHeader, MessageView, frame_len, peek_pe_id, peek_pool_handle};
 pub use param::Param;
 pub use params::element::{PoolElement, REGISTRATION_LIFE_INFINITE, ServerInfo};
 pub use params::operation_error::{Cause, CauseInfo, OperationError};

@@ -277,6 +277,27 @@ proptest! {
         with_asap(&m, check_asap)?;
     }
 
+    /// The registrar's look-ahead (pool handle and PE id, before parsing)
+    /// agrees with the parser on every message it is used for.
+    #[test]
+    fn peeked_pool_handle_and_pe_id_agree_with_the_parser(m in asap_message()) {
+        with_asap(&m, |msg| {
+            let bytes = msg.to_vec().map_err(|e| fail("encode", e))?;
+            let (handle, pe) = match msg {
+                AsapMessage::Registration(r) => (r.pool_handle, Some(r.element.id)),
+                AsapMessage::Deregistration(d) => (d.pool_handle, Some(d.pe_id)),
+                AsapMessage::EndpointKeepAliveAck(a) => (a.pool_handle, Some(a.pe_id)),
+                AsapMessage::EndpointUnreachable(u) => (u.pool_handle, Some(u.pe_id)),
+                AsapMessage::HandleResolution(h) => (h.pool_handle, None),
+                _ => return Ok(()),
+            };
+            prop_assert_eq!(peek_pool_handle(&bytes), Some(handle.as_bytes()));
+            let want = pe.map(|p| p.0).filter(|&id| id != 0);
+            prop_assert_eq!(peek_pe_id(&bytes), want);
+            Ok(())
+        })?;
+    }
+
     #[test]
     fn unknown_asap_parameters_anywhere_follow_their_action_bits(
         m in asap_message(),
