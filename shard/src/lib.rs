@@ -27,6 +27,7 @@ mod prefetch;
 mod route;
 mod select;
 mod shard;
+mod slab;
 mod store;
 mod time;
 mod timer;

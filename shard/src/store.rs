@@ -2,7 +2,7 @@
 //! protocol logic lives here, only bookkeeping that keeps the indexes
 //! consistent with each other (checked by `Store::check`).
 //!
-//! Layout: PEs and pools live in slabs (`Vec` plus free list) and refer to
+//! Layout: PEs and pools live in slabs (chunked, [`Slab`], plus free lists) and refer to
 //! each other by `u32` index. A pool lists its members densely (swap-remove
 //! on deletion, each PE knows its slot) in one allocation with their encoded
 //! bytes, and keeps the selection structure its policy family needs. Two hash indexes find a pool by handle
@@ -18,6 +18,7 @@ use crate::pipeline::Prefetch;
 use crate::policy::{Compat, Family, Kind, PolicyState};
 use crate::prefetch;
 use crate::select::{Entry, Fenwick, Ordered};
+use crate::slab::Slab;
 
 /// "No index" in intrusive links.
 pub(crate) const NIL: u32 = u32::MAX;
@@ -228,9 +229,9 @@ impl Pool {
 /// Pools and PEs of one shard.
 #[derive(Debug)]
 pub(crate) struct Store {
-    pub(crate) pes: Vec<Pe>,
+    pub(crate) pes: Slab<Pe>,
     free_pes: Vec<u32>,
-    pub(crate) pools: Vec<Pool>,
+    pub(crate) pools: Slab<Pool>,
     free_pools: Vec<u32>,
     pool_index: PoolIndex,
     /// PE index by (pool, PE id); the table holds slab indexes only.
@@ -247,9 +248,9 @@ impl Default for Store {
         // keep memory and timing reproducible between runs.
         let hasher = RandomState::with_seeds(0x5eed_0001, 0x5eed_0002, 0x5eed_0003, 0x5eed_0004);
         Self {
-            pes: Vec::new(),
+            pes: Slab::default(),
             free_pes: Vec::new(),
-            pools: Vec::new(),
+            pools: Slab::default(),
             free_pools: Vec::new(),
             pool_index: PoolIndex::default(),
             pe_index: PoolIndex::default(),
@@ -262,7 +263,7 @@ impl Default for Store {
 }
 
 /// Whether a heap entry of `pool` is still its PE's current entry.
-fn live(pes: &[Pe], pool: u32, e: &Entry) -> bool {
+fn live(pes: &Slab<Pe>, pool: u32, e: &Entry) -> bool {
     let pe = &pes[e.idx() as usize];
     pe.pool == pool && pe.st.seq == e.seq && pe.stamp == e.stamp()
 }
@@ -530,9 +531,6 @@ impl Store {
                 i
             }
             None => {
-                if self.pools.len() == self.pools.capacity() {
-                    self.pools.reserve_exact((self.pools.len() / 8).max(64));
-                }
                 self.pools.push(pool);
                 (self.pools.len() - 1) as u32
             }
@@ -654,11 +652,6 @@ impl Store {
                 i
             }
             None => {
-                if self.pes.len() == self.pes.capacity() {
-                    // Grow by an eighth, not by doubling: the slab is the
-                    // largest structure and doubling would waste up to half.
-                    self.pes.reserve_exact((self.pes.len() / 8).max(64));
-                }
                 self.pes.push(pe);
                 (self.pes.len() - 1) as u32
             }
@@ -884,7 +877,7 @@ impl Store {
     /// Keeps WRR round counters far from overflow: once the lowest round is
     /// past 2^31, every PE's round is lowered by it (RSPLIB resets its
     /// counters the same way).
-    fn rebase_rounds(pool: u32, p: &mut Pool, pes: &mut [Pe]) {
+    fn rebase_rounds(pool: u32, p: &mut Pool, pes: &mut Slab<Pe>) {
         let Some(min) = p.members().map(|i| pes[i as usize].st.round()).min() else {
             return;
         };
