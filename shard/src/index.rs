@@ -9,16 +9,13 @@
 //! pool's 24-bit slab index, or [`EMPTY`] / [`GONE`] (a tombstone). Linear
 //! probing keeps a probe sequence inside one or two cache lines (16 slots a
 //! line). The table is rebuilt, without tombstones, when live entries and
-//! tombstones together would pass 13/16 of it, and grows by half in that
-//! rebuild if the live entries alone pass 5/8: the live load stays between
-//! 5/12 and 13/16. The slot count need not be a power of two (the home slot
-//! is the low 32 hash bits scaled to it, the tag the top 8), so growth by
-//! half rather than doubling keeps the table fuller.
+//! tombstones together would pass three quarters of it, and doubles in that
+//! rebuild if the live entries alone pass half: the live load stays between
+//! 3/8 and 3/4.
 //!
-//! At 10^6 pools this is 1.36 million slots of 4 bytes (5.5 MB), against
-//! 8.4 MB for the power-of-two table it replaced and 10.5 MiB for a
-//! `hashbrown` table of `u32`; the same holds for the PE and association
-//! indexes at 10^6 PEs.
+//! At 10^6 pools this is 2^21 slots of 4 bytes (8 MiB), against 10.5 MiB
+//! for a `hashbrown` table of `u32` (one control byte more per slot); the
+//! same holds for the PE and association indexes at 10^6 PEs.
 
 /// A slot that was never used: ends a probe sequence.
 const EMPTY: u32 = u32::MAX;
@@ -52,14 +49,8 @@ impl PoolIndex {
         self.live
     }
 
-    /// The home slot of `hash` (the table is not empty).
-    fn start(&self, hash: u64) -> usize {
-        ((u64::from(hash as u32) * self.slots.len() as u64) >> 32) as usize
-    }
-
-    /// The slot after `at`, wrapping.
-    fn next(&self, at: usize) -> usize {
-        if at + 1 == self.slots.len() { 0 } else { at + 1 }
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
     }
 
     /// The slot a probe for `hash` starts at (for prefetching; `None` while
@@ -68,20 +59,22 @@ impl PoolIndex {
         if self.slots.is_empty() {
             return None;
         }
-        self.slots.get(self.start(hash))
+        self.slots.get(hash as usize & self.mask())
     }
 
     /// Pool indexes whose tag matches `hash`, in probe order, up to the
     /// first empty slot.
     pub(crate) fn candidates(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
-        let n = self.slots.len();
-        let start = if n == 0 { 0 } else { self.start(hash) };
+        let mask = self.slots.len().wrapping_sub(1);
+        let start = hash as usize & mask;
         let t = tag(hash);
+        let n = if self.slots.is_empty() {
+            0
+        } else {
+            self.slots.len()
+        };
         (0..n)
-            .map(move |k| {
-                let at = start + k;
-                self.slots[if at >= n { at - n } else { at }]
-            })
+            .map(move |k| self.slots[(start + k) & mask])
             .take_while(|&s| s != EMPTY)
             .filter(move |&s| s != GONE && s & !IDX == t)
             .map(|s| s & IDX)
@@ -96,9 +89,9 @@ impl PoolIndex {
     /// any indexed pool, for a rebuild.
     pub(crate) fn insert(&mut self, hash: u64, idx: u32, hash_of: impl Fn(u32) -> u64) {
         debug_assert!(idx <= MAX_INDEX);
-        if (self.live + self.gone + 1) * 16 > self.slots.len() * 13 {
-            let want = if (self.live + 1) * 8 > self.slots.len() * 5 {
-                (self.slots.len() + self.slots.len() / 2).max(MIN_SLOTS)
+        if (self.live + self.gone + 1) * 4 > self.slots.len() * 3 {
+            let want = if (self.live + 1) * 2 > self.slots.len() {
+                (self.slots.len() * 2).max(MIN_SLOTS)
             } else {
                 self.slots.len()
             };
@@ -109,7 +102,8 @@ impl PoolIndex {
     }
 
     fn place(&mut self, hash: u64, idx: u32) {
-        let mut at = self.start(hash);
+        let mask = self.mask();
+        let mut at = hash as usize & mask;
         loop {
             let s = self.slots[at];
             if s == EMPTY || s == GONE {
@@ -119,7 +113,7 @@ impl PoolIndex {
                 self.slots[at] = tag(hash) | idx;
                 return;
             }
-            at = self.next(at);
+            at = (at + 1) & mask;
         }
     }
 
@@ -148,7 +142,8 @@ impl PoolIndex {
         if self.slots.is_empty() {
             return false;
         }
-        let mut at = self.start(hash);
+        let mask = self.mask();
+        let mut at = hash as usize & mask;
         let want = tag(hash) | old;
         for _ in 0..self.slots.len() {
             match self.slots[at] {
@@ -157,7 +152,7 @@ impl PoolIndex {
                     self.slots[at] = tag(hash) | new;
                     return true;
                 }
-                _ => at = self.next(at),
+                _ => at = (at + 1) & mask,
             }
         }
         false
@@ -168,7 +163,8 @@ impl PoolIndex {
         if self.slots.is_empty() {
             return false;
         }
-        let mut at = self.start(hash);
+        let mask = self.mask();
+        let mut at = hash as usize & mask;
         let want = tag(hash) | idx;
         for _ in 0..self.slots.len() {
             match self.slots[at] {
@@ -176,7 +172,7 @@ impl PoolIndex {
                 s if s == want => {
                     // A tombstone is only needed if a probe could run past
                     // this slot.
-                    if self.slots[self.next(at)] == EMPTY {
+                    if self.slots[(at + 1) & mask] == EMPTY {
                         self.slots[at] = EMPTY;
                     } else {
                         self.slots[at] = GONE;
@@ -185,7 +181,7 @@ impl PoolIndex {
                     self.live -= 1;
                     return true;
                 }
-                _ => at = self.next(at),
+                _ => at = (at + 1) & mask,
             }
         }
         false
@@ -207,12 +203,10 @@ mod tests {
     use super::*;
 
     /// Keys are small integers; their "hash" is chosen by the test so that
-    /// collisions, shared tags and wrap-around all happen: the low 32 bits
-    /// (the home slot) take one of `spread` values spread over the table,
-    /// the top 8 (the tag) vary with the key.
+    /// collisions, shared tags and wrap-around all happen.
     fn h(key: u32, spread: u32) -> u64 {
-        let home = u64::from((key % spread.max(1)).wrapping_mul(0x9e37_79b9));
-        (u64::from(key.wrapping_mul(0x9e37_79b9)) << 32) ^ home
+        let low = u64::from(key % spread.max(1));
+        (u64::from(key.wrapping_mul(0x9e37_79b9)) << 32) ^ low
     }
 
     #[test]
