@@ -66,8 +66,10 @@ fn bytes_per_pe_stay_within_budget() {
     eprintln!(
         "bytes per PE at {n} PEs: pools of 1: {one:.1}, of 10: {ten:.1}, of 1000: {thousand:.1}"
     );
-    assert!(thousand <= 200.0, "{thousand}");
-    assert!(ten <= 200.0, "{ten}");
+    // The goal is 200; the bounds guard today's layout (179.4, 185.6 and
+    // 246.1 at this size) with about 3 % to spare.
+    assert!(thousand <= 185.0, "{thousand}");
+    assert!(ten <= 192.0, "{ten}");
     // A pool per PE carries a whole pool record each.
-    assert!(one <= 340.0, "{one}");
+    assert!(one <= 254.0, "{one}");
 }
