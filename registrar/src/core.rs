@@ -222,6 +222,20 @@ impl Core {
         bytes: &[u8],
         out: &mut impl LocalOut,
     ) {
+        self.handle_asap_routed(now, conn, bytes, None, out);
+    }
+
+    /// [`Core::handle_asap`], with the route of the pool handle peeked from
+    /// `bytes` if the caller already computed it (`hint`: that handle and
+    /// its route; used only if the parsed handle is the same).
+    fn handle_asap_routed(
+        &mut self,
+        now: Time,
+        conn: &mut ConnMeta,
+        bytes: &[u8],
+        hint: Option<(&[u8], Route)>,
+        out: &mut impl LocalOut,
+    ) {
         self.metrics.received.inc();
         let mut reports = Reports::new();
         let msg = match AsapMessage::parse_reporting(bytes, &mut reports) {
@@ -293,7 +307,11 @@ impl Core {
                 return;
             }
         };
-        match mesh::route_pool(handle.as_bytes(), self.shards) {
+        let route = match hint {
+            Some((h, r)) if h == handle.as_bytes() => r,
+            _ => mesh::route_pool(handle.as_bytes(), self.shards),
+        };
+        match route {
             Route::Shard(s) if s == self.index => {
                 self.run_local(now, &conn.association(), &msg, out)
             }
@@ -334,13 +352,17 @@ impl Core {
             // Which messages name a pool of this core's shard (looked up
             // once, not at every stage).
             // For a message about one PE, also that PE and this association.
+            // The routes are kept, so that no message is hashed twice.
             let mut local: [Option<Target<'_>>; MANY] = [None; MANY];
+            let mut routes: [Option<(&[u8], Route)>; MANY] = [None; MANY];
             let mut any = false;
-            for (slot, m) in local.iter_mut().zip(chunk) {
-                if let Some(h) = rserpool_wire::peek_pool_handle(m)
-                    && (self.shards == 1
-                        || mesh::route_pool(h, self.shards) == Route::Shard(self.index))
-                {
+            for ((slot, route), m) in local.iter_mut().zip(routes.iter_mut()).zip(chunk) {
+                let Some(h) = rserpool_wire::peek_pool_handle(m) else {
+                    continue;
+                };
+                let r = mesh::route_pool(h, self.shards);
+                *route = Some((h, r));
+                if r == Route::Shard(self.index) {
                     *slot = Some(match rserpool_wire::peek_pe_id(m) {
                         Some(pe) => Target::pe(h, pe, conn.id),
                         None => Target::pool(h),
@@ -349,8 +371,8 @@ impl Core {
                 }
             }
             if !any {
-                for m in chunk {
-                    self.handle_asap(now, conn, m, out);
+                for (m, &hint) in chunk.iter().zip(&routes) {
+                    self.handle_asap_routed(now, conn, m, hint, out);
                 }
                 continue;
             }
@@ -365,7 +387,7 @@ impl Core {
                         shard.prefetch_step(t, state, stage);
                     }
                 },
-                |core, j| core.handle_asap(now, conn, chunk[j], out),
+                |core, j| core.handle_asap_routed(now, conn, chunk[j], routes[j], out),
             );
         }
     }

@@ -10,7 +10,11 @@ use xxhash_rust::xxh3::xxh3_64;
 /// The shard (in `0..shards`) that owns the pool `handle`. `shards` of 0 is
 /// treated as 1.
 pub fn shard_for(handle: &[u8], shards: usize) -> usize {
-    let n = shards.max(1) as u128;
+    if shards <= 1 {
+        // What the mapping below gives for one shard, without the hash.
+        return 0;
+    }
+    let n = shards as u128;
     ((u128::from(xxh3_64(handle)) * n) >> 64) as usize
 }
 
