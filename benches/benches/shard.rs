@@ -85,6 +85,46 @@ impl Bench {
         }
     }
 
+    /// Times `op` on each item of the batch: one by one (`group` = `None`),
+    /// or through [`Shard::pipelined`] `group` at a time with `target` as
+    /// each one's prefetch hint, as a registrar core runs the requests of
+    /// one read (the pipeline starts empty for every group).
+    fn timed(
+        &mut self,
+        group: Option<usize>,
+        target: for<'a> fn(&'a Population, &(usize, usize)) -> Target<'a>,
+        mut op: impl FnMut(&Population, &mut Shard, Time, &(usize, usize), &mut Vec<u8>),
+    ) -> Duration {
+        let Self {
+            pop,
+            shard,
+            now,
+            out,
+            batch,
+            ..
+        } = self;
+        let (pop, now) = (&*pop, *now);
+        let t = Instant::now();
+        match group {
+            None => {
+                for item in batch.iter() {
+                    op(pop, shard, now, item, out);
+                }
+            }
+            Some(g) => {
+                for chunk in batch.chunks(g) {
+                    shard.pipelined(
+                        chunk,
+                        pipeline_distance(),
+                        |item| Some(target(pop, item)),
+                        |s, item| op(pop, s, now, item, out),
+                    );
+                }
+            }
+        }
+        t.elapsed()
+    }
+
     /// Largest number of PEs added or removed before the shard is restored.
     fn batch_len(&self) -> u64 {
         (self.pop.pes() as u64 / 10).max(1)
@@ -104,16 +144,12 @@ impl Bench {
                 self.k += 1;
             }
             let before = self.shard.stats().resolutions;
-            let (pop, now) = (&self.pop, self.now);
-            total += timed(
-                &mut self.shard,
-                &self.batch,
-                &mut self.out,
+            total += self.timed(
                 group,
-                |&(pool, _)| Target::pool(pop.handle(pool).as_bytes()),
-                |s, &(pool, _), out| {
+                |p, &(pool, _)| Target::pool(p.handle(pool).as_bytes()),
+                |p, s, now, &(pool, _), out| {
                     out.clear();
-                    pop.resolve(s, now, pool, items, out);
+                    p.resolve(s, now, pool, items, out);
                     black_box(&*out);
                 },
             );
@@ -142,16 +178,12 @@ impl Bench {
                 self.batch.push((pe, load as usize));
                 self.k += 1;
             }
-            let (pop, now) = (&self.pop, self.now);
-            total += timed(
-                &mut self.shard,
-                &self.batch,
-                &mut self.out,
+            total += self.timed(
                 group,
-                |&(pe, _)| pop.target(pe, pop.pool_of(pe)),
-                |s, &(pe, load), out| {
+                |p, &(pe, _)| p.target(pe, p.pool_of(pe)),
+                |p, s, now, &(pe, load), out| {
                     out.clear();
-                    black_box(pop.register(s, now, pe, pop.pool_of(pe), load as u32, out));
+                    black_box(p.register(s, now, pe, p.pool_of(pe), load as u32, out));
                 },
             );
             assert_eq!(self.shard.pe_count(), n);
@@ -172,26 +204,11 @@ impl Bench {
                 self.batch.push((n + i, scatter(self.k, pools)));
                 self.k += 1;
             }
-            let (pop, now) = (&self.pop, self.now);
-            total += timed(
-                &mut self.shard,
-                &self.batch,
-                &mut self.out,
-                group,
-                |&(pe, pool)| pop.target(pe, pool),
-                |s, &(pe, pool), out| {
-                    out.clear();
-                    black_box(pop.register(s, now, pe, pool, load_of(pe, 0), out));
-                },
-            );
+            total += self.timed(group, pe_target, add_pe);
             assert_eq!(self.shard.pe_count(), n + c as usize);
             assert_eq!(self.shard.pool_count(), pools);
             assert_eq!(self.shard.stats().registrations_rejected, 0);
-            for &(pe, pool) in &self.batch {
-                self.out.clear();
-                self.pop
-                    .deregister(&mut self.shard, self.now, pe, pool, &mut self.out);
-            }
+            self.timed(None, pe_target, remove_pe);
             assert_eq!(self.shard.pe_count(), n);
         }
         total
@@ -210,31 +227,9 @@ impl Bench {
                 self.batch.push((pe, self.pop.pool_of(pe)));
                 self.k += 1;
             }
-            let (pop, now) = (&self.pop, self.now);
-            total += timed(
-                &mut self.shard,
-                &self.batch,
-                &mut self.out,
-                group,
-                |&(pe, pool)| pop.target(pe, pool),
-                |s, &(pe, pool), out| {
-                    out.clear();
-                    pop.deregister(s, now, pe, pool, out);
-                    black_box(&*out);
-                },
-            );
+            total += self.timed(group, pe_target, remove_pe);
             assert_eq!(self.shard.pe_count(), n - c as usize);
-            for &(pe, pool) in &self.batch {
-                self.out.clear();
-                self.pop.register(
-                    &mut self.shard,
-                    self.now,
-                    pe,
-                    pool,
-                    load_of(pe, 0),
-                    &mut self.out,
-                );
-            }
+            self.timed(None, pe_target, add_pe);
             assert_eq!(self.shard.pe_count(), n);
         }
         total
@@ -267,37 +262,34 @@ impl Bench {
     }
 }
 
-/// Times `op` on each of `items`: one by one (`group` = `None`), or through
-/// [`Shard::pipelined`] `group` at a time with `target` as each one's
-/// prefetch hint, as a registrar core runs the requests of one read (the
-/// pipeline starts empty for every group).
-fn timed<'p>(
-    shard: &mut Shard,
-    items: &[(usize, usize)],
+/// The prefetch hint of a request by PE `pe` (first) on `pool` (second).
+fn pe_target<'a>(p: &'a Population, &(pe, pool): &(usize, usize)) -> Target<'a> {
+    p.target(pe, pool)
+}
+
+/// PE `pe` registers with `pool`.
+fn add_pe(
+    p: &Population,
+    s: &mut Shard,
+    now: Time,
+    &(pe, pool): &(usize, usize),
     out: &mut Vec<u8>,
-    group: Option<usize>,
-    target: impl Fn(&(usize, usize)) -> Target<'p>,
-    mut op: impl FnMut(&mut Shard, &(usize, usize), &mut Vec<u8>),
-) -> Duration {
-    let t = Instant::now();
-    match group {
-        None => {
-            for item in items {
-                op(shard, item, out);
-            }
-        }
-        Some(g) => {
-            for chunk in items.chunks(g) {
-                shard.pipelined(
-                    chunk,
-                    pipeline_distance(),
-                    |item| Some(target(item)),
-                    |s, item| op(s, item, out),
-                );
-            }
-        }
-    }
-    t.elapsed()
+) {
+    out.clear();
+    black_box(p.register(s, now, pe, pool, load_of(pe, 0), out));
+}
+
+/// PE `pe` deregisters from `pool`.
+fn remove_pe(
+    p: &Population,
+    s: &mut Shard,
+    now: Time,
+    &(pe, pool): &(usize, usize),
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    p.deregister(s, now, pe, pool, out);
+    black_box(&*out);
 }
 
 /// Requests between prefetch stages in the `_batch` benchmarks
