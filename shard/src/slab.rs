@@ -22,23 +22,22 @@ const FIRST: usize = 16;
 /// Records of type `T` by index.
 #[derive(Debug)]
 pub(crate) struct Slab<T> {
+    /// Every chunk but the last is full.
     chunks: Vec<Vec<T>>,
-    len: usize,
 }
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
-        Self {
-            chunks: Vec::new(),
-            len: 0,
-        }
+        Self { chunks: Vec::new() }
     }
 }
 
 impl<T> Slab<T> {
     /// Number of records.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.chunks
+            .last()
+            .map_or(0, |last| (self.chunks.len() - 1) * CHUNK + last.len())
     }
 
     /// Appends `v`; its index is the old [`Slab::len`].
@@ -59,7 +58,6 @@ impl<T> Slab<T> {
                 self.chunks.push(c);
             }
         }
-        self.len += 1;
     }
 
     /// Record `i`, if there is one.
