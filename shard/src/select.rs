@@ -57,17 +57,6 @@ impl Ordered {
         self.heap.push(Reverse(e));
     }
 
-    /// Whether the heap holds no entry at all (a pool of one member keeps
-    /// none: its sole member is always the answer).
-    pub(crate) fn is_empty(&self) -> bool {
-        self.heap.is_empty()
-    }
-
-    /// Drops every entry and frees the array.
-    pub(crate) fn clear(&mut self) {
-        self.heap = BinaryHeap::new();
-    }
-
     /// The heap's array: its first entries are the smallest (stale ones
     /// included), which is what a selection will look at first.
     pub(crate) fn head(&self) -> &[Reverse<Entry>] {

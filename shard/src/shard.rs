@@ -532,7 +532,7 @@ impl Shard {
                 return Err(Refusal::Transport(p));
             }
             if matches!(user.kind, TransportKind::Sctp | TransportKind::Tcp)
-                && pl.transport_use != user.transport_use
+                && pl.transport_use() != user.transport_use
             {
                 return Err(Refusal::Plain(CauseCode::INCONSISTENT_DATA_CONTROL));
             }
@@ -1372,6 +1372,8 @@ fn encode_pe(el: &PoolElement<'_>, scratch: &mut Vec<u8>) -> Option<u16> {
     scratch.clear();
     scratch.resize(el.encoded_len(), 0);
     let n = el.encode(scratch).ok()?;
+    // Stored slots are at most 64 KiB - 1 wide (see `store::Pool`).
+    u16::try_from(n).ok()?;
     scratch.truncate(n);
     let asap_off = match el.asap_transport {
         Some(_) => {

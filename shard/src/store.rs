@@ -26,6 +26,12 @@ pub(crate) const NIL: u32 = u32::MAX;
 /// Pools up to this size grow their arrays one element at a time.
 pub(crate) const SMALL_POOL: usize = 16;
 
+/// Pools up to this size find a member by its PE id by reading the ids in
+/// their stored bytes (next to the handle, in lines a lookup has fetched
+/// anyway) and keep no entries in the PE index: most pools are this small,
+/// and the index would cost them 8 bytes and a cache miss per PE.
+pub(crate) const SCAN_POOL: usize = 4;
+
 /// An expiry that never comes.
 pub(crate) const NEVER_SECS: u32 = u32::MAX;
 
@@ -66,56 +72,65 @@ pub(crate) struct Pe {
     pub(crate) assoc_next: u32,
 }
 
-/// The selection structure of a pool.
+/// The selection structure of a pool with more than one member (an ordered
+/// pool of one keeps none: its sole member is always the answer).
 #[derive(Debug)]
 pub(crate) enum Selector {
     Ordered(Ordered),
-    Weighted(Box<Fenwick>),
+    Weighted(Fenwick),
 }
 
-/// One pool (64 bytes: one cache line).
+/// One pool (40 bytes; the selection structure, which a pool of one PE does
+/// not need, is boxed).
 #[derive(Debug)]
 pub(crate) struct Pool {
-    /// One allocation: the handle (`handle_len` bytes), then `cap` member
-    /// slots: first the members' slab indexes (4 bytes each, native order),
-    /// then their encoded Pool Element parameters (as sent in ENRP messages:
-    /// home id and ASAP transport included, padded), `stride` bytes apart. A
-    /// lookup compares the handle and goes on to the members in the same
-    /// lines; a pool of one PE holds handle, member and bytes side by side.
+    /// One allocation: the handle (`handle_len` bytes), the pool's Transport
+    /// Use (2 bytes, native order), then `cap` slots of `stride` bytes with
+    /// the members' encoded Pool Element parameters (as sent in ENRP
+    /// messages: home id and ASAP transport included, padded), and last the
+    /// members' slab indexes (4 bytes each, native order), slot 0 at the very
+    /// end. A lookup compares the handle and goes on to the bytes in the same
+    /// lines; a pool of one PE holds handle, bytes and member side by side.
+    /// The capacity follows from the length, so no field keeps it.
     data: Box<[u8]>,
-    pub(crate) sel: Selector,
+    sel: Option<Box<Selector>>,
     pub(crate) kind: Kind,
     pub(crate) next_seq: u32,
     /// Members (slots `0..len` are in use).
     len: u32,
-    cap: u32,
-    stride: u32,
+    stride: u16,
     handle_len: u8,
     pub(crate) transport: TransportKind,
-    pub(crate) transport_use: TransportUse,
 }
 
-/// The member area of a pool's `data` (past the handle).
-fn area(data: &[u8], handle_len: u8) -> &[u8] {
-    &data[usize::from(handle_len)..]
+const _: () = assert!(size_of::<Pool>() == 40);
+
+/// Bytes before the first slot: the handle and the Transport Use.
+const fn head_len(handle_len: u8) -> usize {
+    handle_len as usize + 2
 }
 
-/// Member `slot` of a pool's member area.
+/// Member `slot` of a pool's `data` (slot 0 in the last 4 bytes).
 fn member_at(data: &[u8], slot: usize) -> u32 {
-    let b = &data[4 * slot..4 * slot + 4];
+    let end = data.len() - 4 * slot;
+    let b = &data[end - 4..end];
     u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
 }
 
-/// The first `len` members of a pool's member area, in slot order.
+/// The first `len` members of a pool's `data`, in slot order.
 fn members_of(data: &[u8], len: u32) -> impl ExactSizeIterator<Item = u32> + '_ {
-    data[..4 * len as usize]
-        .chunks_exact(4)
-        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    (0..len as usize).map(move |slot| member_at(data, slot))
 }
 
 impl Pool {
     pub(crate) fn handle(&self) -> &[u8] {
         &self.data[..usize::from(self.handle_len)]
+    }
+
+    /// The Transport Use every member registered with.
+    pub(crate) fn transport_use(&self) -> TransportUse {
+        let at = usize::from(self.handle_len);
+        TransportUse(u16::from_ne_bytes([self.data[at], self.data[at + 1]]))
     }
 
     /// Word sum of the handle for the checksum (at most 16 words: fits).
@@ -128,58 +143,65 @@ impl Pool {
         self.len as usize
     }
 
+    /// Member slots the allocation has room for.
+    fn cap(&self) -> usize {
+        (self.data.len() - head_len(self.handle_len)) / (4 + usize::from(self.stride))
+    }
+
     /// The members' slab indexes in slot order.
     pub(crate) fn members(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
-        members_of(area(&self.data, self.handle_len), self.len)
+        members_of(&self.data, self.len)
     }
 
     fn set_member(&mut self, slot: usize, idx: u32) {
-        let at = usize::from(self.handle_len) + 4 * slot;
-        self.data[at..at + 4].copy_from_slice(&idx.to_ne_bytes());
+        let end = self.data.len() - 4 * slot;
+        self.data[end - 4..end].copy_from_slice(&idx.to_ne_bytes());
     }
 
     /// Where slot `slot`'s bytes start in `data`.
     fn bytes_at(&self, slot: usize) -> usize {
-        usize::from(self.handle_len) + 4 * self.cap as usize + slot * self.stride as usize
+        head_len(self.handle_len) + slot * usize::from(self.stride)
     }
 
     /// The `stride` bytes of slot `slot`.
     fn slot_bytes(&self, slot: usize) -> &[u8] {
         let at = self.bytes_at(slot);
-        &self.data[at..at + self.stride as usize]
+        &self.data[at..at + usize::from(self.stride)]
     }
 
     fn slot_bytes_mut(&mut self, slot: usize) -> &mut [u8] {
         let at = self.bytes_at(slot);
-        let stride = self.stride as usize;
+        let stride = usize::from(self.stride);
         &mut self.data[at..at + stride]
     }
 
     /// Moves the members and their bytes to a new allocation of `cap` slots
     /// of `stride` bytes (neither smaller than now).
-    fn realloc(&mut self, cap: usize, stride: usize) {
-        let h = usize::from(self.handle_len);
-        let mut data = vec![0u8; h + cap * (4 + stride)].into_boxed_slice();
-        let len = self.len();
-        data[..h + 4 * len].copy_from_slice(&self.data[..h + 4 * len]);
-        let old = self.stride as usize;
-        for s in 0..len {
-            let from = self.bytes_at(s);
-            let to = h + 4 * cap + s * stride;
+    fn realloc(&mut self, cap: usize, stride: u16) {
+        let head = head_len(self.handle_len);
+        let (old, new) = (usize::from(self.stride), usize::from(stride));
+        let mut data = vec![0u8; head + cap * (4 + new)].into_boxed_slice();
+        data[..head].copy_from_slice(&self.data[..head]);
+        for s in 0..self.len() {
+            let from = head + s * old;
+            let to = head + s * new;
             data[to..to + old].copy_from_slice(&self.data[from..from + old]);
+            let m = member_at(&self.data, s);
+            let end = data.len() - 4 * s;
+            data[end - 4..end].copy_from_slice(&m.to_ne_bytes());
         }
         self.data = data;
-        self.cap = cap as u32;
-        self.stride = stride as u32;
+        self.stride = stride;
     }
 
     /// Appends member `idx` with its bytes; returns its slot.
     fn push(&mut self, idx: u32, bytes: &[u8]) -> usize {
         let len = self.len();
-        let stride = (self.stride as usize).max(bytes.len());
-        if len == self.cap as usize || stride > self.stride as usize {
-            let cap = if len < self.cap as usize {
-                self.cap as usize
+        let cap = self.cap();
+        let stride = self.stride.max(stride_for(bytes));
+        if len == cap || stride > self.stride {
+            let cap = if len < cap {
+                cap
             } else if len < SMALL_POOL {
                 // Small pools are common: grow one by one at first.
                 len + 1
@@ -189,8 +211,8 @@ impl Pool {
             };
             self.realloc(cap, stride);
         }
-        self.set_member(len, idx);
         self.len += 1;
+        self.set_member(len, idx);
         self.put(len, bytes);
         len
     }
@@ -198,8 +220,9 @@ impl Pool {
     /// Stores `bytes` (a padded Pool Element parameter) in `slot`, widening
     /// every slot first if they are too narrow for it.
     fn put(&mut self, slot: usize, bytes: &[u8]) {
-        if bytes.len() > self.stride as usize {
-            self.realloc(self.cap as usize, bytes.len());
+        let stride = stride_for(bytes);
+        if stride > self.stride {
+            self.realloc(self.cap(), stride);
         }
         let b = self.slot_bytes_mut(slot);
         b[..bytes.len()].copy_from_slice(bytes);
@@ -214,16 +237,43 @@ impl Pool {
         if slot == last {
             return None;
         }
-        let moved = member_at(area(&self.data, self.handle_len), last);
+        let moved = member_at(&self.data, last);
         self.set_member(slot, moved);
         let (from, to) = (self.bytes_at(last), self.bytes_at(slot));
-        self.data.copy_within(from..from + self.stride as usize, to);
+        self.data
+            .copy_within(from..from + usize::from(self.stride), to);
         Some(moved)
     }
 
     pub(crate) fn policy_type(&self) -> PolicyType {
         self.kind.0
     }
+
+    /// The PE id in slot `slot`'s stored bytes.
+    fn id_at(&self, slot: usize) -> u32 {
+        let at = self.bytes_at(slot) + 4;
+        let b = &self.data[at..at + 4];
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+    }
+
+    /// Whether the pool's members are in the PE index (see [`SCAN_POOL`]).
+    fn indexed(&self) -> bool {
+        self.len() > SCAN_POOL
+    }
+
+    /// The ordered heap, if the pool keeps one.
+    fn ordered_mut(&mut self) -> Option<&mut Ordered> {
+        match self.sel.as_deref_mut() {
+            Some(Selector::Ordered(o)) => Some(o),
+            _ => None,
+        }
+    }
+}
+
+/// The slot width `bytes` need. The shard stores only parameters shorter
+/// than 64 KiB (`encode_pe` refuses others), so the clamp never acts.
+fn stride_for(bytes: &[u8]) -> u16 {
+    u16::try_from(bytes.len()).unwrap_or(u16::MAX)
 }
 
 /// Pools and PEs of one shard.
@@ -234,8 +284,10 @@ pub(crate) struct Store {
     pub(crate) pools: Slab<Pool>,
     free_pools: Vec<u32>,
     pool_index: PoolIndex,
-    /// PE index by (pool, PE id); the table holds slab indexes only.
+    /// PE index by (pool, PE id), for the members of pools of more than
+    /// [`SCAN_POOL`]; the table holds slab indexes only.
     pe_index: PoolIndex,
+    pe_count: usize,
     hasher: RandomState,
     pub(crate) pool_count: usize,
     scratch: Vec<Entry>,
@@ -254,6 +306,7 @@ impl Default for Store {
             free_pools: Vec::new(),
             pool_index: PoolIndex::default(),
             pe_index: PoolIndex::default(),
+            pe_count: 0,
             hasher,
             pool_count: 0,
             scratch: Vec::new(),
@@ -266,6 +319,11 @@ impl Default for Store {
 fn live(pes: &Slab<Pe>, pool: u32, e: &Entry) -> bool {
     let pe = &pes[e.idx() as usize];
     pe.pool == pool && pe.st.seq == e.seq && pe.stamp == e.stamp()
+}
+
+/// The PE index's hash of (pool, PE id).
+fn pe_hash(hasher: &RandomState, pool: u32, id: u32) -> u64 {
+    hasher.hash_one((u64::from(pool) << 32) | u64::from(id))
 }
 
 impl Pe {
@@ -307,7 +365,7 @@ pub(crate) const MAX_PES: usize = MAX_INDEX as usize + 1;
 
 impl Store {
     pub(crate) fn pe_count(&self) -> usize {
-        self.pe_index.len()
+        self.pe_count
     }
 
     pub(crate) fn find_pool(&self, handle: &[u8]) -> Option<u32> {
@@ -343,9 +401,22 @@ impl Store {
                     if let Some(p) = self.pools.get(c as usize) {
                         // Handle and members first, then bytes: a pool of
                         // one has all at once.
-                        let head = p.handle().len() + 4 * PREFETCH_HEAD.min(p.len());
-                        let span = if p.len() == 1 { p.data.len() } else { head };
-                        prefetch::span(p.data.as_ptr(), span);
+                        // A small pool: all of its data (a lookup of a PE
+                        // reads the ids in it). Else the handle and the
+                        // first members (at the end).
+                        if p.len() <= SCAN_POOL {
+                            prefetch::span(p.data.as_ptr(), p.data.len());
+                        } else {
+                            prefetch::line(p.data.as_ptr());
+                            let members = 4 * PREFETCH_HEAD.min(p.len());
+                            let tail = p.data.len() - members;
+                            prefetch::span(p.data[tail..].as_ptr(), members);
+                        }
+                        // And the selection structure's box, which stage 3
+                        // opens.
+                        if let Some(sel) = &p.sel {
+                            prefetch::span(&**sel, size_of::<Selector>());
+                        }
                     }
                 }
             }
@@ -358,16 +429,16 @@ impl Store {
                     return;
                 };
                 ahead.pool = pool;
-                match &self.pools[pool as usize].sel {
-                    Selector::Ordered(o) if o.is_empty() => {}
-                    Selector::Ordered(o) => {
+                match self.pools[pool as usize].sel.as_deref() {
+                    None => {}
+                    Some(Selector::Ordered(o)) => {
                         // Pops sift down from the top, pushes up from the
                         // end: the first lines and the last one.
                         let heap = o.head();
                         prefetch::span(heap.as_ptr(), size_of_val(heap).min(256));
                         prefetch::line(heap.as_ptr().wrapping_add(heap.len().saturating_sub(1)));
                     }
-                    Selector::Weighted(f) => f.prefetch(),
+                    Some(Selector::Weighted(f)) => f.prefetch(),
                 }
             }
             _ => {
@@ -405,7 +476,9 @@ impl Store {
             return;
         }
         let h = self.pe_hash(pool, id);
+        let indexed = self.pools.get(pool as usize).is_some_and(Pool::indexed);
         match stage {
+            3 | 4 if !indexed => {}
             3 => {
                 if let Some(slot) = self.pe_index.home(h) {
                     prefetch::line(slot);
@@ -463,39 +536,72 @@ impl Store {
     /// larger pool cannot be foreseen). Returns how many of `out` it filled.
     fn head(p: &Pool, out: &mut [u32; PREFETCH_HEAD]) -> usize {
         let mut n = 0;
-        match &p.sel {
+        match p.sel.as_deref() {
             _ if p.len() == 1 => {
-                out[0] = member_at(area(&p.data, p.handle_len), 0);
+                out[0] = member_at(&p.data, 0);
                 n = 1;
             }
-            Selector::Ordered(o) => {
+            None => {}
+            Some(Selector::Ordered(o)) => {
                 for (slot, e) in out.iter_mut().zip(o.head()) {
                     *slot = e.0.idx();
                     n += 1;
                 }
             }
-            Selector::Weighted(_) if p.len() <= PREFETCH_HEAD => {
+            Some(Selector::Weighted(_)) if p.len() <= PREFETCH_HEAD => {
                 for (slot, m) in out.iter_mut().zip(p.members()) {
                     *slot = m;
                     n += 1;
                 }
             }
-            Selector::Weighted(_) => {}
+            Some(Selector::Weighted(_)) => {}
         }
         n
     }
 
     fn pe_hash(&self, pool: u32, id: u32) -> u64 {
-        self.hasher
-            .hash_one((u64::from(pool) << 32) | u64::from(id))
+        pe_hash(&self.hasher, pool, id)
     }
 
     pub(crate) fn find_pe(&self, pool: u32, id: u32) -> Option<u32> {
+        let p = self.pools.get(pool as usize)?;
+        if !p.indexed() {
+            return (0..p.len())
+                .find(|&slot| p.id_at(slot) == id)
+                .map(|slot| member_at(&p.data, slot));
+        }
         let h = self.pe_hash(pool, id);
         self.pe_index.find(h, |i| {
             let pe = &self.pes[i as usize];
             pe.pool == pool && pe.id == id
         })
+    }
+
+    /// Adds (`add`) or removes the members of `pool` in slots `slots` to or
+    /// from the PE index.
+    fn index_members(&mut self, pool: u32, slots: std::ops::Range<usize>, add: bool) {
+        let Self {
+            pe_index,
+            pes,
+            pools,
+            hasher,
+            ..
+        } = self;
+        let p = &pools[pool as usize];
+        for slot in slots {
+            let (idx, h) = (
+                member_at(&p.data, slot),
+                pe_hash(hasher, pool, p.id_at(slot)),
+            );
+            if add {
+                pe_index.insert(h, idx, |i| {
+                    let pe = &pes[i as usize];
+                    pe_hash(hasher, pe.pool, pe.id)
+                });
+            } else {
+                pe_index.remove(h, idx);
+            }
+        }
     }
 
     pub(crate) fn create_pool(
@@ -510,20 +616,21 @@ impl Store {
         h[..len].copy_from_slice(&handle[..len]);
         let kind = Kind(policy);
         let sel = match kind.family() {
-            Family::Ordered => Selector::Ordered(Ordered::default()),
-            Family::Weighted => Selector::Weighted(Box::default()),
+            Family::Ordered => None,
+            Family::Weighted => Some(Box::new(Selector::Weighted(Fenwick::default()))),
         };
+        let mut data = vec![0; head_len(len as u8)];
+        data[..len].copy_from_slice(&h[..len]);
+        data[len..].copy_from_slice(&transport_use.0.to_ne_bytes());
         let pool = Pool {
-            data: h[..len].into(),
+            data: data.into_boxed_slice(),
             sel,
             kind,
             next_seq: 0,
             len: 0,
-            cap: 0,
             stride: 0,
             handle_len: len as u8,
             transport,
-            transport_use,
         };
         let idx = match self.free_pools.pop() {
             Some(i) => {
@@ -551,9 +658,8 @@ impl Store {
         p.data = Box::default();
         p.handle_len = 0;
         p.len = 0;
-        p.cap = 0;
         p.stride = 0;
-        p.sel = Selector::Ordered(Ordered::default());
+        p.sel = None;
         self.free_pools.push(pool);
         self.pool_count -= 1;
     }
@@ -561,15 +667,13 @@ impl Store {
     fn current_round(&mut self, pool: u32) -> u32 {
         let Self { pools, pes, .. } = self;
         let p = &mut pools[pool as usize];
-        match &mut p.sel {
-            Selector::Ordered(_) if p.len == 1 => pes
-                [member_at(area(&p.data, p.handle_len), 0) as usize]
-                .st
-                .round(),
-            Selector::Ordered(o) => o
+        match p.sel.as_deref_mut() {
+            None if p.len == 1 => pes[member_at(&p.data, 0) as usize].st.round(),
+            None => 0,
+            Some(Selector::Ordered(o)) => o
                 .peek_live(|e| live(pes, pool, e))
                 .map_or(0, |e| pes[e.idx() as usize].st.round()),
-            Selector::Weighted(_) => 0,
+            Some(Selector::Weighted(_)) => 0,
         }
     }
 
@@ -598,7 +702,7 @@ impl Store {
             pes[i as usize].st.seq = n as u32;
         }
         p.next_seq = order.len() as u32;
-        if let Selector::Ordered(o) = &mut p.sel
+        if let Some(o) = p.ordered_mut()
             && order.len() > 1
         {
             o.rebuild(order.iter().map(|&(key, _, i)| {
@@ -645,7 +749,6 @@ impl Store {
         pe.st = p.kind.init(vals, seq, round);
         p.kind.on_linked(&mut pe.st, self.compat);
         pe.slot = p.len() as u32;
-        let id = pe.id;
         let idx = match self.free_pes.pop() {
             Some(i) => {
                 self.pes[i as usize] = pe;
@@ -656,18 +759,15 @@ impl Store {
                 (self.pes.len() - 1) as u32
             }
         };
-        self.pools[pool as usize].push(idx, bytes);
-        let h = self.pe_hash(pool, id);
-        let Self {
-            pe_index,
-            pes,
-            hasher,
-            ..
-        } = self;
-        pe_index.insert(h, idx, |i| {
-            let pe = &pes[i as usize];
-            hasher.hash_one((u64::from(pe.pool) << 32) | u64::from(pe.id))
-        });
+        let slot = self.pools[pool as usize].push(idx, bytes);
+        self.pe_count += 1;
+        // Past the scanning size, the pool's members go into the PE index:
+        // all of them when it just got there, else the new one.
+        match slot + 1 {
+            n if n == SCAN_POOL + 1 => self.index_members(pool, 0..n, true),
+            n if n > SCAN_POOL + 1 => self.index_members(pool, slot..n, true),
+            _ => {}
+        }
         self.link(idx);
         idx
     }
@@ -678,20 +778,27 @@ impl Store {
     fn link(&mut self, idx: u32) {
         let pe = &mut self.pes[idx as usize];
         let p = &mut self.pools[pe.pool as usize];
-        match &mut p.sel {
-            Selector::Ordered(o) => {
+        match p.sel.as_deref_mut() {
+            None | Some(Selector::Ordered(_)) => {
                 // A pool of one member keeps no heap: the sole member is the
-                // answer. The second member brings the first one's entry in.
+                // answer. The second member brings the heap, and the first
+                // one's entry, in.
                 if p.len <= 1 {
                     return;
                 }
-                let first = o.is_empty();
+                let first = p.sel.is_none();
+                let sel = p
+                    .sel
+                    .get_or_insert_with(|| Box::new(Selector::Ordered(Ordered::default())));
+                let Selector::Ordered(o) = &mut **sel else {
+                    return;
+                };
                 pe.stamp = pe.stamp.wrapping_add(1);
                 o.push(Entry::new(p.kind.key(&pe.st), pe.st.seq, idx, pe.stamp));
                 let (pool, wrapped) = (pe.pool, pe.stamp == 0);
                 let Self { pes, .. } = self;
                 if first {
-                    for m in members_of(area(&p.data, p.handle_len), p.len).filter(|&m| m != idx) {
+                    for m in members_of(&p.data, p.len).filter(|&m| m != idx) {
                         let other = &pes[m as usize];
                         o.push(Entry::new(
                             p.kind.key(&other.st),
@@ -705,7 +812,7 @@ impl Store {
                     o.maybe_sweep(0, |e| live(pes, pool, e));
                 }
             }
-            Selector::Weighted(f) => {
+            Some(Selector::Weighted(f)) => {
                 let w = p.kind.weight(&pe.st);
                 if pe.slot as usize == f.len() {
                     f.push(w);
@@ -737,32 +844,38 @@ impl Store {
     fn sweep(&mut self, pool: u32) {
         let Self { pools, pes, .. } = self;
         let p = &mut pools[pool as usize];
-        if let Selector::Ordered(o) = &mut p.sel {
-            o.maybe_sweep(p.len as usize, |e| live(pes, pool, e));
+        let len = p.len as usize;
+        if let Some(o) = p.ordered_mut() {
+            o.maybe_sweep(len, |e| live(pes, pool, e));
         }
     }
 
     /// Removes a PE from its pool and the indexes; drops the pool when it
     /// was the last member. Returns whether the pool is gone.
     pub(crate) fn remove_pe(&mut self, idx: u32) -> bool {
-        let (pool, id, slot) = {
+        let (pool, slot) = {
             let pe = &self.pes[idx as usize];
-            (pe.pool, pe.id, pe.slot as usize)
+            (pe.pool, pe.slot as usize)
         };
-        let h = self.pe_hash(pool, id);
-        self.pe_index.remove(h, idx);
+        // Back at the scanning size, the pool leaves the PE index.
+        match self.pools[pool as usize].len() {
+            n if n == SCAN_POOL + 1 => self.index_members(pool, 0..n, false),
+            n if n > SCAN_POOL + 1 => self.index_members(pool, slot..slot + 1, false),
+            _ => {}
+        }
+        self.pe_count -= 1;
         let p = &mut self.pools[pool as usize];
         let moved = p.swap_remove(slot);
-        match &mut p.sel {
-            Selector::Weighted(f) => {
+        match p.sel.as_deref_mut() {
+            Some(Selector::Weighted(f)) => {
                 let last = f.len() - 1;
                 let moved = f.get(last);
                 f.set(slot, moved);
                 f.pop();
             }
             // Down to one member: no heap (see `link`).
-            Selector::Ordered(o) if p.len == 1 => o.clear(),
-            Selector::Ordered(_) => {}
+            Some(Selector::Ordered(_)) if p.len == 1 => p.sel = None,
+            None | Some(Selector::Ordered(_)) => {}
         }
         if let Some(moved) = moved {
             self.pes[moved as usize].slot = slot as u32;
@@ -805,10 +918,11 @@ impl Store {
         let compat = *compat;
         let p = &mut pools[pool as usize];
         let kind = p.kind;
-        match &mut p.sel {
-            Selector::Ordered(_) if p.len == 1 => {
+        match p.sel.as_deref_mut() {
+            None if p.len == 0 => {}
+            None => {
                 // The sole member (no heap: see `link`).
-                let m = member_at(area(&p.data, p.handle_len), 0);
+                let m = member_at(&p.data, 0);
                 if n > 0 {
                     out.push(m);
                     if max_increment > 0 {
@@ -820,7 +934,7 @@ impl Store {
                     Self::rebase_rounds(pool, p, pes);
                 }
             }
-            Selector::Ordered(o) => {
+            Some(Selector::Ordered(o)) => {
                 scratch.clear();
                 o.take_first(n, |e| live(pes, pool, e), scratch);
                 let mut wrapped = false;
@@ -844,7 +958,7 @@ impl Store {
                     Self::rebase_rounds(pool, p, pes);
                 }
             }
-            Selector::Weighted(f) => {
+            Some(Selector::Weighted(f)) => {
                 // Draw without replacement: a drawn slot's weight is zeroed
                 // until the request is done. `scratch` remembers (weight as
                 // key, slot as index) to restore.
@@ -858,7 +972,7 @@ impl Store {
                     let slot = f.find(rng.random_range(0..total));
                     scratch.push(Entry::new(f.get(slot), 0, slot as u32, 0));
                     f.set(slot, 0);
-                    out.push(member_at(area(&p.data, p.handle_len), slot));
+                    out.push(member_at(&p.data, slot));
                 }
                 for (i, e) in scratch.iter().enumerate() {
                     let pe = &mut pes[out[start + i] as usize];
@@ -888,10 +1002,10 @@ impl Store {
             pes[i as usize].st.c0 -= min;
         }
         let kind = p.kind;
-        if let Selector::Ordered(o) = &mut p.sel
+        if let Some(Selector::Ordered(o)) = p.sel.as_deref_mut()
             && p.len > 1
         {
-            o.rebuild(members_of(area(&p.data, p.handle_len), p.len).map(|i| {
+            o.rebuild(members_of(&p.data, p.len).map(|i| {
                 let pe = &pes[i as usize];
                 Entry::new(kind.key(&pe.st), pe.st.seq, i, pe.stamp)
             }));
@@ -914,13 +1028,13 @@ impl Store {
             if self.find_pool(p.handle()) != Some(pi as u32) {
                 return Err(format!("pool {pi} not indexed"));
             }
-            let h = usize::from(p.handle_len);
-            if p.len > p.cap || p.data.len() != h + p.cap as usize * (4 + p.stride as usize) {
+            let h = head_len(p.handle_len);
+            if p.len() > p.cap() || (p.data.len() - h) % (4 + usize::from(p.stride)) != 0 {
                 return Err(format!(
                     "pool {pi}: arena of {} bytes for {} members in {} slots of {}",
                     p.data.len(),
                     p.len,
-                    p.cap,
+                    p.cap(),
                     p.stride
                 ));
             }
@@ -947,8 +1061,8 @@ impl Store {
                 }
                 seen += 1;
             }
-            match &p.sel {
-                Selector::Weighted(f) => {
+            match (p.sel.as_deref(), p.kind.family()) {
+                (Some(Selector::Weighted(f)), Family::Weighted) => {
                     if f.len() != p.len() {
                         return Err(format!(
                             "pool {pi}: fenwick has {} slots for {} members",
@@ -957,12 +1071,11 @@ impl Store {
                         ));
                     }
                 }
-                Selector::Ordered(o) if p.len == 1 => {
-                    if !o.is_empty() {
-                        return Err(format!("pool {pi}: one member, but a heap"));
-                    }
+                (None, Family::Ordered) if p.len == 1 => {}
+                (_, Family::Ordered) if p.len <= 1 => {
+                    return Err(format!("pool {pi}: one member, but a heap"));
                 }
-                Selector::Ordered(o) => {
+                (Some(Selector::Ordered(o)), Family::Ordered) => {
                     // Exactly one live entry per member.
                     let mut live_idx: Vec<u32> = o
                         .entries()
@@ -978,11 +1091,27 @@ impl Store {
                         ));
                     }
                 }
+                (sel, family) => {
+                    return Err(format!(
+                        "pool {pi}: {family:?} policy with {} members has selector {sel:?}",
+                        p.len
+                    ));
+                }
             }
         }
-        if seen != self.pe_index.len() || self.pool_index.len() != self.pool_count {
+        let in_index: usize = self
+            .pools
+            .iter()
+            .filter(|p| p.indexed())
+            .map(Pool::len)
+            .sum();
+        if seen != self.pe_count
+            || in_index != self.pe_index.len()
+            || self.pool_index.len() != self.pool_count
+        {
             return Err(format!(
-                "{seen} members, {} indexed PEs, {} pools",
+                "{seen} members ({} counted), {} indexed PEs of {in_index} in large pools, {} pools",
+                self.pe_count,
                 self.pe_index.len(),
                 self.pool_count
             ));
