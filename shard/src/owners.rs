@@ -47,8 +47,11 @@ impl Owners {
         let (home, add) = {
             let pe = &store.pes[idx as usize];
             (
-                pe.home,
-                checksum::pe_sum(u64::from(store.pools[pe.pool as usize].handle_sum()), pe.id),
+                store.pe_home(idx),
+                checksum::pe_sum(
+                    u64::from(store.pools[pe.pool as usize].handle_sum()),
+                    store.pe_id(idx),
+                ),
             )
         };
         if self.next_oseq == u32::MAX {
@@ -95,10 +98,13 @@ impl Owners {
         let (home, prev, next, sub) = {
             let pe = &store.pes[idx as usize];
             (
-                pe.home,
+                store.pe_home(idx),
                 pe.owner_prev,
                 pe.owner_next,
-                checksum::pe_sum(u64::from(store.pools[pe.pool as usize].handle_sum()), pe.id),
+                checksum::pe_sum(
+                    u64::from(store.pools[pe.pool as usize].handle_sum()),
+                    store.pe_id(idx),
+                ),
             )
         };
         let Some(list) = self.lists.get_mut(&home) else {

@@ -403,7 +403,7 @@ impl Shard {
     }
 
     fn owned(&self, idx: u32) -> bool {
-        self.store.pes[idx as usize].home == self.cfg.server_id.0
+        self.store.pe_home(idx) == self.cfg.server_id.0
     }
 
     /// Re-arms a PE's timer at the earlier of `next` and (where it applies)
@@ -532,7 +532,7 @@ impl Shard {
                 return Err(Refusal::Transport(p));
             }
             if matches!(user.kind, TransportKind::Sctp | TransportKind::Tcp)
-                && pl.transport_use() != user.transport_use
+                && pl.transport_use() != Some(user.transport_use)
             {
                 return Err(Refusal::Plain(CauseCode::INCONSISTENT_DATA_CONTROL));
             }
@@ -581,7 +581,6 @@ impl Shard {
                 self.store.set_bytes(idx, &enc);
                 let pe = &mut self.store.pes[idx as usize];
                 pe.asap_off = asap_off;
-                pe.home = self.cfg.server_id.0;
                 pe.clear_bad_reports();
                 self.store.update_values(idx, vals);
                 (idx, RegistrationOutcome::Updated)
@@ -589,19 +588,12 @@ impl Shard {
             None => {
                 let p = match pool {
                     Some(p) => p,
-                    None => self.store.create_pool(
-                        handle,
-                        policy.policy_type(),
-                        user.kind,
-                        user.transport_use,
-                    ),
+                    None => self
+                        .store
+                        .create_pool(handle, policy.policy_type(), user.kind),
                 };
                 (
-                    self.store.insert_pe(
-                        new_pe(asap_off, p, el.id.0, self.cfg.server_id.0),
-                        vals,
-                        &enc,
-                    ),
+                    self.store.insert_pe(new_pe(asap_off, p), vals, &enc),
                     RegistrationOutcome::Added,
                 )
             }
@@ -835,7 +827,6 @@ impl Shard {
                 self.store.set_bytes(idx, &enc);
                 let pe = &mut self.store.pes[idx as usize];
                 pe.asap_off = asap_off;
-                pe.home = home;
                 pe.set_ka_waiting(false);
                 self.store.update_values(idx, vals);
                 idx
@@ -847,15 +838,12 @@ impl Shard {
                 }
                 let p = match pool {
                     Some(p) => p,
-                    None => self.store.create_pool(
-                        handle,
-                        policy.policy_type(),
-                        el.user_transport.kind,
-                        el.user_transport.transport_use,
-                    ),
+                    None => {
+                        self.store
+                            .create_pool(handle, policy.policy_type(), el.user_transport.kind)
+                    }
                 };
-                self.store
-                    .insert_pe(new_pe(asap_off, p, el.id.0, home), vals, &enc)
+                self.store.insert_pe(new_pe(asap_off, p), vals, &enc)
             }
         };
         self.enc_scratch = enc;
@@ -880,7 +868,6 @@ impl Shard {
         }
         for idx in moved {
             self.owners.unlink(&mut self.store, idx);
-            self.store.pes[idx as usize].home = to.0;
             self.store.pe_bytes_mut(idx)[8..12].copy_from_slice(&to.0.to_be_bytes());
             self.owners.link(&mut self.store, idx);
             if to == self.cfg.server_id {
@@ -922,7 +909,11 @@ impl Shard {
         for (&o, list) in self.owners.lists.range(from..=*range.end()) {
             let mut idx = if cursor.started && o == cursor.owner && cursor.last_idx != NIL {
                 match self.store.pes.get(cursor.last_idx as usize) {
-                    Some(pe) if pe.oseq == cursor.last_oseq && pe.home == o && pe.pool != NIL => {
+                    Some(pe)
+                        if pe.pool != NIL
+                            && pe.oseq == cursor.last_oseq
+                            && self.store.pe_home(cursor.last_idx) == o =>
+                    {
                         pe.owner_next
                     }
                     _ => {
@@ -1079,7 +1070,7 @@ impl Shard {
         let Some(h) = PoolHandle::new(self.store.pools[pe.pool as usize].handle()) else {
             return;
         };
-        let pe_id = PeId(pe.id);
+        let pe_id = PeId(self.store.pe_id(idx));
         let m = if keep_alive {
             self.stats.keep_alives_sent += 1;
             AsapMessage::EndpointKeepAlive(EndpointKeepAlive {
@@ -1254,23 +1245,17 @@ impl Shard {
             let mut pairs = Vec::new();
             while i != NIL {
                 let pe = &self.store.pes[i as usize];
-                if pe.home != owner {
-                    return Err(format!(
-                        "pe {i} in list of {owner:#x} has home {:#x}",
-                        pe.home
-                    ));
-                }
-                let enc = self.store.pe_bytes(i);
-                if u32::from_be_bytes([enc[8], enc[9], enc[10], enc[11]]) != owner {
-                    return Err(format!(
-                        "pe {i}: encoded home differs from owner {owner:#x}"
-                    ));
+                if pe.pool == NIL || self.store.pe_home(i) != owner {
+                    return Err(format!("pe {i} in list of {owner:#x} has another home"));
                 }
                 if prev_oseq.is_some_and(|p| p >= pe.oseq) {
                     return Err("ownership list out of order".into());
                 }
                 prev_oseq = Some(pe.oseq);
-                pairs.push((self.store.pools[pe.pool as usize].handle().to_vec(), pe.id));
+                pairs.push((
+                    self.store.pools[pe.pool as usize].handle().to_vec(),
+                    self.store.pe_id(i),
+                ));
                 n += 1;
                 i = pe.owner_next;
             }
@@ -1327,12 +1312,10 @@ impl Shard {
     }
 }
 
-fn new_pe(asap_off: u16, pool: u32, id: u32, home: u32) -> Pe {
+fn new_pe(asap_off: u16, pool: u32) -> Pe {
     Pe {
         asap_off,
         pool,
-        id,
-        home,
         slot: 0,
         status: 0,
         stamp: 0,

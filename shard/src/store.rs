@@ -35,7 +35,7 @@ pub(crate) const SCAN_POOL: usize = 4;
 /// An expiry that never comes.
 pub(crate) const NEVER_SECS: u32 = u32::MAX;
 
-/// One PE.
+/// One PE (64 bytes).
 #[derive(Debug)]
 pub(crate) struct Pe {
     /// Offset of the ASAP transport inside the PE's bytes (their length if
@@ -43,10 +43,9 @@ pub(crate) struct Pe {
     /// length patched. The bytes themselves live in the pool's arena.
     pub(crate) asap_off: u16,
     pub(crate) pool: u32,
-    pub(crate) id: u32,
-    /// Home ENRP server (owner).
-    pub(crate) home: u32,
-    /// Position in the pool's member list.
+    /// Position in the pool's member list. (The PE id and its home ENRP
+    /// server are read from the stored bytes: [`Store::pe_id`],
+    /// [`Store::pe_home`].)
     pub(crate) slot: u32,
     /// Bit 7: waiting for a keep-alive ack. Bits 0-6: Endpoint Unreachable
     /// reports since the last registration (saturating at 127).
@@ -72,6 +71,8 @@ pub(crate) struct Pe {
     pub(crate) assoc_next: u32,
 }
 
+const _: () = assert!(size_of::<Pe>() == 64);
+
 /// The selection structure of a pool with more than one member (an ordered
 /// pool of one keeps none: its sole member is always the answer).
 #[derive(Debug)]
@@ -84,8 +85,7 @@ pub(crate) enum Selector {
 /// not need, is boxed).
 #[derive(Debug)]
 pub(crate) struct Pool {
-    /// One allocation: the handle (`handle_len` bytes), the pool's Transport
-    /// Use (2 bytes, native order), then `cap` slots of `stride` bytes with
+    /// One allocation: the handle (`handle_len` bytes), then `cap` slots of `stride` bytes with
     /// the members' encoded Pool Element parameters (as sent in ENRP
     /// messages: home id and ASAP transport included, padded), and last the
     /// members' slab indexes (4 bytes each, native order), slot 0 at the very
@@ -105,9 +105,9 @@ pub(crate) struct Pool {
 
 const _: () = assert!(size_of::<Pool>() == 40);
 
-/// Bytes before the first slot: the handle and the Transport Use.
+/// Bytes before the first slot: the handle.
 const fn head_len(handle_len: u8) -> usize {
-    handle_len as usize + 2
+    handle_len as usize
 }
 
 /// Member `slot` of a pool's `data` (slot 0 in the last 4 bytes).
@@ -127,10 +127,18 @@ impl Pool {
         &self.data[..usize::from(self.handle_len)]
     }
 
-    /// The Transport Use every member registered with.
-    pub(crate) fn transport_use(&self) -> TransportUse {
-        let at = usize::from(self.handle_len);
-        TransportUse(u16::from_ne_bytes([self.data[at], self.data[at + 1]]))
+    /// The Transport Use every member registered with (registration keeps
+    /// it consistent), read from the first member's stored bytes: its user
+    /// transport parameter starts 16 bytes in, with the Transport Use 6
+    /// bytes into that. `None` without members (and meaningless for
+    /// transports other than SCTP and TCP, which have none).
+    pub(crate) fn transport_use(&self) -> Option<TransportUse> {
+        if self.len == 0 {
+            return None;
+        }
+        let at = self.bytes_at(0) + 16 + 6;
+        let b = self.data.get(at..at + 2)?;
+        Some(TransportUse(u16::from_be_bytes([b[0], b[1]])))
     }
 
     /// Word sum of the handle for the checksum (at most 16 words: fits).
@@ -251,7 +259,17 @@ impl Pool {
 
     /// The PE id in slot `slot`'s stored bytes.
     fn id_at(&self, slot: usize) -> u32 {
-        let at = self.bytes_at(slot) + 4;
+        self.word_at(slot, 4)
+    }
+
+    /// The home ENRP server id in slot `slot`'s stored bytes.
+    fn home_at(&self, slot: usize) -> u32 {
+        self.word_at(slot, 8)
+    }
+
+    /// The big-endian word at `off` in slot `slot`'s bytes.
+    fn word_at(&self, slot: usize, off: usize) -> u32 {
+        let at = self.bytes_at(slot) + off;
         let b = &self.data[at..at + 4];
         u32::from_be_bytes([b[0], b[1], b[2], b[3]])
     }
@@ -491,29 +509,45 @@ impl Store {
                     }
                 }
             }
-            _ => match self.find_pe(pool, id) {
-                Some(idx) => {
-                    let pe = &self.pes[idx as usize];
+            _ => {
+                // The PE: in a small pool the one with that id, else the
+                // index's candidates in that pool (their ids are in the
+                // bytes this stage fetches, so comparing them would wait).
+                let Some(p) = self.pools.get(pool as usize) else {
+                    return;
+                };
+                let mut found = false;
+                let mut fetch = |idx: u32| {
+                    let Some(pe) = self.pes.get(idx as usize) else {
+                        return;
+                    };
+                    if pe.pool != pool {
+                        return;
+                    }
+                    found = true;
                     for n in [pe.owner_prev, pe.owner_next] {
                         if let Some(q) = self.pes.get(n as usize) {
                             prefetch::span(q, size_of::<Pe>());
                         }
                     }
-                    if let Some(p) = self.pools.get(pool as usize)
-                        && p.len() > 1
-                    {
+                    if p.indexed() {
                         let at = p.bytes_at(pe.slot as usize);
                         if let Some(b) = p.data.get(at..) {
-                            prefetch::span(b.as_ptr(), (p.stride as usize).min(b.len()));
+                            prefetch::span(b.as_ptr(), usize::from(p.stride).min(b.len()));
                         }
                     }
+                };
+                if indexed {
+                    self.pe_index.candidates(h).take(2).for_each(&mut fetch);
+                } else if let Some(idx) = self.find_pe(pool, id) {
+                    fetch(idx);
                 }
-                None => {
-                    if let Some(pe) = self.free_pes.last().and_then(|&i| self.pes.get(i as usize)) {
-                        prefetch::span(pe, size_of::<Pe>());
-                    }
+                if !found
+                    && let Some(pe) = self.free_pes.last().and_then(|&i| self.pes.get(i as usize))
+                {
+                    prefetch::span(pe, size_of::<Pe>());
                 }
-            },
+            }
         }
     }
 
@@ -573,8 +607,20 @@ impl Store {
         let h = self.pe_hash(pool, id);
         self.pe_index.find(h, |i| {
             let pe = &self.pes[i as usize];
-            pe.pool == pool && pe.id == id
+            pe.pool == pool && p.id_at(pe.slot as usize) == id
         })
+    }
+
+    /// A PE's id (read from its stored bytes).
+    pub(crate) fn pe_id(&self, idx: u32) -> u32 {
+        let pe = &self.pes[idx as usize];
+        self.pools[pe.pool as usize].id_at(pe.slot as usize)
+    }
+
+    /// A PE's home ENRP server, its owner (read from its stored bytes).
+    pub(crate) fn pe_home(&self, idx: u32) -> u32 {
+        let pe = &self.pes[idx as usize];
+        self.pools[pe.pool as usize].home_at(pe.slot as usize)
     }
 
     /// Adds (`add`) or removes the members of `pool` in slots `slots` to or
@@ -596,7 +642,8 @@ impl Store {
             if add {
                 pe_index.insert(h, idx, |i| {
                     let pe = &pes[i as usize];
-                    pe_hash(hasher, pe.pool, pe.id)
+                    let id = pools[pe.pool as usize].id_at(pe.slot as usize);
+                    pe_hash(hasher, pe.pool, id)
                 });
             } else {
                 pe_index.remove(h, idx);
@@ -609,7 +656,6 @@ impl Store {
         handle: &[u8],
         policy: PolicyType,
         transport: TransportKind,
-        transport_use: TransportUse,
     ) -> u32 {
         let mut h = [0u8; 32];
         let len = handle.len().min(32);
@@ -619,11 +665,8 @@ impl Store {
             Family::Ordered => None,
             Family::Weighted => Some(Box::new(Selector::Weighted(Fenwick::default()))),
         };
-        let mut data = vec![0; head_len(len as u8)];
-        data[..len].copy_from_slice(&h[..len]);
-        data[len..].copy_from_slice(&transport_use.0.to_ne_bytes());
         let pool = Pool {
-            data: data.into_boxed_slice(),
+            data: h[..len].into(),
             sel,
             kind,
             next_seq: 0,
@@ -1044,19 +1087,16 @@ impl Store {
                 let id = bytes
                     .get(4..8)
                     .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-                if bytes.get(..2) != Some(&[0, 0x0a][..]) || id != Some(pe.id) {
-                    return Err(format!(
-                        "pool {pi} slot {slot}: stored bytes are not PE {:#x}",
-                        pe.id
-                    ));
-                }
+                let Some(id) = id.filter(|_| bytes.get(..2) == Some(&[0, 0x0a][..])) else {
+                    return Err(format!("pool {pi} slot {slot}: stored bytes are no PE"));
+                };
                 if pe.pool != pi as u32 || pe.slot as usize != slot {
                     return Err(format!(
                         "pe {m} has pool {} slot {}, expected {pi} {slot}",
                         pe.pool, pe.slot
                     ));
                 }
-                if self.find_pe(pi as u32, pe.id) != Some(m) {
+                if self.find_pe(pi as u32, id) != Some(m) {
                     return Err(format!("pe {m} not indexed"));
                 }
                 seen += 1;

@@ -75,7 +75,14 @@ impl Wheel {
 
     fn put(&mut self, tick: u64, idx: u32) {
         let s = (tick % SLOTS as u64) as usize;
-        self.slots[s].push(idx);
+        let slot = &mut self.slots[s];
+        if slot.len() == slot.capacity() {
+            // Grow by an eighth, not double: a slot keeps its capacity from
+            // one turn to the next, and a burst of registrations fills a few
+            // slots with a hundred thousand PEs each.
+            slot.reserve_exact((slot.len() / 8).max(16));
+        }
+        slot.push(idx);
         self.occupied[s / 64] |= 1 << (s % 64);
         self.in_slots += 1;
     }
