@@ -604,12 +604,9 @@ impl Core {
 }
 
 fn push(out: &mut Vec<u8>, m: &impl Encode) {
-    let start = out.len();
-    out.resize(start + m.encoded_len(), 0);
-    match m.encode(&mut out[start..]) {
-        Ok(n) => out.truncate(start + n),
-        Err(_) => out.truncate(start),
-    }
+    // Errors need values the registrar never builds: such a message is
+    // dropped.
+    let _ = m.append_to(out);
 }
 
 #[cfg(test)]

@@ -49,6 +49,13 @@ pub(crate) struct Ordered {
 }
 
 impl Ordered {
+    /// An empty heap with room for `n` entries.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Self {
+            heap: BinaryHeap::with_capacity(n),
+        }
+    }
+
     pub(crate) fn push(&mut self, e: Entry) {
         if self.heap.len() == self.heap.capacity() && self.heap.len() < crate::store::SMALL_POOL {
             // Most pools are small: grow one by one at first.

@@ -188,14 +188,9 @@ pub struct Shard {
 }
 
 fn push_msg(out: &mut Vec<u8>, m: &impl Encode) {
-    let start = out.len();
-    out.resize(start + m.encoded_len(), 0);
-    match m.encode(&mut out[start..]) {
-        Ok(n) => out.truncate(start + n),
-        // Only reachable with values the shard never builds; drop the message
-        // rather than send garbage.
-        Err(_) => out.truncate(start),
-    }
+    // An error is only reachable with values the shard never builds; the
+    // message is dropped rather than sent as garbage.
+    let _ = m.append_to(out);
 }
 
 /// Why a registration is refused, and what the cause carries.
@@ -575,9 +570,20 @@ impl Shard {
         };
         let enc = std::mem::take(&mut self.enc_scratch);
         let vals = values(&policy);
+        // A re-registration by a PE we own, on the association it used,
+        // stays where it is in the owner's list (whose checksum does not
+        // change: same handle, same id) and in the association's list.
+        let (mut relink_owner, mut relink_assoc) = (true, true);
         let (idx, outcome) = match existing {
             Some(idx) => {
-                self.detach_owner_and_assoc(idx);
+                relink_owner = !self.owned(idx);
+                relink_assoc = self.store.pes[idx as usize].assoc != from.id;
+                if relink_owner {
+                    self.owners.unlink(&mut self.store, idx);
+                }
+                if relink_assoc {
+                    self.assoc_unlink(idx);
+                }
                 self.store.set_bytes(idx, &enc);
                 let pe = &mut self.store.pes[idx as usize];
                 pe.asap_off = asap_off;
@@ -603,8 +609,12 @@ impl Shard {
         let pe = &mut self.store.pes[idx as usize];
         pe.expires = expires;
         pe.set_ka_waiting(false);
-        self.owners.link(&mut self.store, idx);
-        self.assoc_link(idx, from.id);
+        if relink_owner {
+            self.owners.link(&mut self.store, idx);
+        }
+        if relink_assoc {
+            self.assoc_link(idx, from.id);
+        }
         let next = self.next_keep_alive(now);
         self.arm(now, idx, next);
         self.replicate(UpdateAction::AddPe, idx);
@@ -1001,8 +1011,9 @@ impl Shard {
     /// Prefetches for the timers about to fire, one level deeper the
     /// nearer a timer is: the PE record of the one [`DUE_AHEAD`] places
     /// ahead, the pool record of the one two thirds as far (its PE record
-    /// was asked for then), and that pool's handle of the one a third as far
-    /// (a keep-alive names it). The due list is known in advance, so at large
+    /// was asked for then), and that pool's handle and the PE's stored id
+    /// and home of the one a third as far (a keep-alive names handle and id;
+    /// the home says whether we own it). The due list is known in advance, so at large
     /// handlespaces the misses of successive timers overlap instead of each
     /// keep-alive waiting for three in turn.
     fn prefetch_due(&self) {
@@ -1021,9 +1032,8 @@ impl Shard {
         {
             crate::prefetch::line(pool);
         }
-        if let Some(pool) = at(DUE_AHEAD / 3).and_then(|pe| self.store.pools.get(pe.pool as usize))
-        {
-            crate::prefetch::line(pool.handle().as_ptr());
+        if let Some(pe) = at(DUE_AHEAD / 3) {
+            self.store.prefetch_head_and_ids(pe);
         }
     }
 
@@ -1353,11 +1363,9 @@ fn values(p: &Policy) -> [u32; 4] {
 /// transport (its end if it has none).
 fn encode_pe(el: &PoolElement<'_>, scratch: &mut Vec<u8>) -> Option<u16> {
     scratch.clear();
-    scratch.resize(el.encoded_len(), 0);
-    let n = el.encode(scratch).ok()?;
+    let n = el.append_to(scratch).ok()?;
     // Stored slots are at most 64 KiB - 1 wide (see `store::Pool`).
     u16::try_from(n).ok()?;
-    scratch.truncate(n);
     let asap_off = match el.asap_transport {
         Some(_) => {
             let (_, (p, pl)) = pe_params(scratch);

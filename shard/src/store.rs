@@ -551,6 +551,18 @@ impl Store {
         }
     }
 
+    /// Prefetches the handle of `pe`'s pool and the PE's id and home in its
+    /// stored bytes (their pool record must be cached by now to gain).
+    pub(crate) fn prefetch_head_and_ids(&self, pe: &Pe) {
+        let Some(p) = self.pools.get(pe.pool as usize) else {
+            return;
+        };
+        prefetch::line(p.data.as_ptr());
+        if let Some(b) = p.data.get(p.bytes_at(pe.slot as usize) + 4..) {
+            prefetch::line(b.as_ptr());
+        }
+    }
+
     /// What stages before `stage` of [`Store::prefetch`] would have found.
     pub(crate) fn ahead(&self, handle: &[u8], stage: usize) -> Prefetch {
         let hash = self.hasher.hash_one(handle);
@@ -830,9 +842,10 @@ impl Store {
                     return;
                 }
                 let first = p.sel.is_none();
-                let sel = p
-                    .sel
-                    .get_or_insert_with(|| Box::new(Selector::Ordered(Ordered::default())));
+                let len = p.len as usize;
+                let sel = p.sel.get_or_insert_with(|| {
+                    Box::new(Selector::Ordered(Ordered::with_capacity(len)))
+                });
                 let Selector::Ordered(o) = &mut **sel else {
                     return;
                 };

@@ -68,7 +68,7 @@ pub use params::transport::{Transport, TransportKind, TransportUse};
 pub use seq::{Seq, SeqIter, WireItem};
 pub use time::Time;
 pub use tlv::{MAX_REPORTS, Reports, Tlv, TlvHeader, Tlvs, pad4};
-pub use writer::{Encode, Mark, Writer};
+pub use writer::{APPEND_GUESS, Encode, Mark, Writer};
 
 /// The protocol a message belongs to (decided by SCTP PPID or port, never by
 /// the message itself).

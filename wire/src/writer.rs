@@ -188,6 +188,11 @@ impl<'b> Writer<'b> {
     }
 }
 
+/// Bytes [`Encode::append_to`] makes room for before it knows the length:
+/// enough for every ASAP message but Handle Resolution Responses with many
+/// PEs, and for any Pool Element parameter with a few addresses.
+pub const APPEND_GUESS: usize = 512;
+
 /// Anything that can be put on the wire: a message or a parameter.
 pub trait Encode {
     /// Writes `self` (header, value, padding) at the writer's position.
@@ -205,6 +210,29 @@ pub trait Encode {
         let mut w = Writer::new(buf);
         self.emit(&mut w);
         w.finish()
+    }
+
+    /// Appends the encoding to `out`; returns the number of bytes appended.
+    /// One pass when the encoding fits in [`APPEND_GUESS`] bytes: those are
+    /// zeroed and written, then cut to size (instead of a counting pass
+    /// first, which costs as much as the encoding). A longer one is counted
+    /// by that pass and written by a second. On error `out` is left as it
+    /// was.
+    fn append_to(&self, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
+        let start = out.len();
+        out.resize(start + APPEND_GUESS, 0);
+        let result = match self.encode(&mut out[start..]) {
+            Err(EncodeError::BufferTooSmall { needed }) => {
+                out.resize(start + needed, 0);
+                self.encode(&mut out[start..])
+            }
+            r => r,
+        };
+        match result {
+            Ok(n) => out.truncate(start + n),
+            Err(_) => out.truncate(start),
+        }
+        result
     }
 
     /// Encodes into a new vector (a convenience that allocates; not for hot paths).
@@ -295,5 +323,36 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    /// A parameter of `0` bytes of value `1`, or an encoding error when
+    /// `0` is over 70000.
+    struct Blob(usize, u8);
+
+    impl Encode for Blob {
+        fn emit(&self, w: &mut Writer<'_>) {
+            let m = w.begin_param(0x0009, "blob");
+            for _ in 0..self.0 {
+                w.put_u8(self.1);
+            }
+            w.end_param(m);
+        }
+    }
+
+    #[test]
+    fn append_to_matches_to_vec_short_long_and_failing() {
+        for n in [0, 3, APPEND_GUESS - 4, APPEND_GUESS - 3, APPEND_GUESS, 5000] {
+            let b = Blob(n, 0x5a);
+            let mut out = vec![0xee; 7];
+            let got = b.append_to(&mut out).unwrap();
+            let want = b.to_vec().unwrap();
+            assert_eq!(got, want.len(), "{n}");
+            assert_eq!(&out[..7], &[0xee; 7], "{n}: earlier bytes kept");
+            assert_eq!(&out[7..], &want[..], "{n}");
+        }
+        // Too large for a 16-bit length: an error, and `out` as it was.
+        let mut out = vec![1, 2, 3];
+        assert!(Blob(70_000, 1).append_to(&mut out).is_err());
+        assert_eq!(out, [1, 2, 3]);
     }
 }
