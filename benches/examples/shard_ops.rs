@@ -9,10 +9,11 @@
 //!   target/release/examples/shard_ops OP PES POOL_SIZE [POLICY] [COUNT]
 //! ```
 //!
-//! `OP` is `resolve_3`, `reregister`, `register` or `deregister`, done as
-//! the benchmark of that name does it (same fixtures, same scattered
-//! targets); `POLICY` is `rr` (default), `lud` or `rlu`; `COUNT` operations
-//! (default 10000). Only `run` is counted: building the population and
+//! `OP` is `resolve_3`, `reregister`, `register`, `deregister` or
+//! `keep_alive`, done as the benchmark of that name does it (same fixtures,
+//! same scattered targets); `POLICY` is `rr` (default), `lud` or `rlu`;
+//! `COUNT` operations (default 10000; for `keep_alive`, rounds in which
+//! every PE gets a keep-alive and acks it). Only `run` is counted: building the population and
 //! choosing the targets are not. `register` adds `COUNT` new PEs and
 //! `deregister` removes `COUNT` existing ones, at most `PES` / 10 (the
 //! benchmark's batch).
@@ -28,12 +29,22 @@ enum Op {
     Reregister,
     Register,
     Deregister,
+    KeepAlive,
 }
 
 /// The measured part: `targets` are (PE, pool, load).
 #[inline(never)]
 fn run(pop: &Population, s: &mut Shard, op: Op, targets: &[(usize, usize, u32)]) {
     let mut out = Vec::with_capacity(1 << 16);
+    if let Op::KeepAlive = op {
+        let mut acks = Vec::new();
+        let mut now = Time::ZERO;
+        for _ in targets {
+            now = now + Population::keep_alive_step();
+            black_box(pop.keep_alive_round(s, now, &mut acks, None));
+        }
+        return;
+    }
     for &(pe, pool, load) in targets {
         out.clear();
         match op {
@@ -42,6 +53,7 @@ fn run(pop: &Population, s: &mut Shard, op: Op, targets: &[(usize, usize, u32)])
                 black_box(pop.register(s, Time::ZERO, pe, pool, load, &mut out));
             }
             Op::Deregister => pop.deregister(s, Time::ZERO, pe, pool, &mut out),
+            Op::KeepAlive => {}
         }
         black_box(&out);
     }
@@ -49,12 +61,13 @@ fn run(pop: &Population, s: &mut Shard, op: Op, targets: &[(usize, usize, u32)])
 
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: shard_ops resolve_3|reregister|register|deregister PES POOL_SIZE [rr|lud|rlu] [COUNT]";
+    let usage = "usage: shard_ops resolve_3|reregister|register|deregister|keep_alive PES POOL_SIZE [rr|lud|rlu] [COUNT]";
     let op = match a.first().map(String::as_str) {
         Some("resolve_3") => Op::Resolve3,
         Some("reregister") => Op::Reregister,
         Some("register") => Op::Register,
         Some("deregister") => Op::Deregister,
+        Some("keep_alive") => Op::KeepAlive,
         _ => panic!("{usage}"),
     };
     let num = |i: usize, d: usize| a.get(i).map_or(d, |v| v.parse().expect(usage));
@@ -67,7 +80,7 @@ fn main() {
     };
     let count = num(4, 10_000);
     assert!(
-        matches!(op, Op::Resolve3 | Op::Reregister) || count <= pes / 10,
+        matches!(op, Op::Resolve3 | Op::Reregister | Op::KeepAlive) || count <= pes / 10,
         "register and deregister: COUNT at most PES / 10, as in the benchmark"
     );
     let pop = Population::new(pes, pool_size, policy);
@@ -89,6 +102,7 @@ fn main() {
                 let pe = scatter(k, pes);
                 (pe, pop.pool_of(pe), 0)
             }
+            Op::KeepAlive => (0, 0, 0),
         })
         .collect();
     run(&pop, &mut s, op, &targets);
@@ -99,5 +113,9 @@ fn main() {
     };
     assert_eq!(s.pe_count(), expect);
     assert_eq!(s.stats().registrations_rejected, 0);
+    assert_eq!(s.stats().keep_alive_timeouts, 0);
+    if let Op::KeepAlive = op {
+        assert_eq!(s.stats().keep_alives_sent, (pes * count) as u64);
+    }
     eprintln!("{count} operations done on {pes} PEs in pools of {pool_size}");
 }

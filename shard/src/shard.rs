@@ -402,9 +402,11 @@ impl Shard {
     }
 
     /// Re-arms a PE's timer at the earlier of `next` and (where it applies)
-    /// its expiry, at most [`Tick::MAX_AHEAD_US`] after `now`.
-    fn arm(&mut self, now: Time, idx: u32, next: Time) {
-        let owned = self.owned(idx);
+    /// its expiry, at most [`Tick::MAX_AHEAD_US`] after `now`. `owned`:
+    /// whether we are the PE's home (the caller knows; reading it again
+    /// from the stored bytes would cost a lookup per timer).
+    fn arm(&mut self, now: Time, idx: u32, next: Time, owned: bool) {
+        debug_assert_eq!(owned, self.owned(idx));
         let pe = &mut self.store.pes[idx as usize];
         let expiry = if (owned && !self.cfg.expire_owned) || pe.expires == NEVER_SECS {
             Time::NEVER
@@ -616,7 +618,7 @@ impl Shard {
             self.assoc_link(idx, from.id);
         }
         let next = self.next_keep_alive(now);
-        self.arm(now, idx, next);
+        self.arm(now, idx, next, true);
         self.replicate(UpdateAction::AddPe, idx);
         Ok(outcome)
     }
@@ -754,7 +756,7 @@ impl Shard {
         }
         self.store.pes[idx as usize].set_ka_waiting(false);
         let next = self.next_keep_alive(now);
-        self.arm(now, idx, next);
+        self.arm(now, idx, next, true);
     }
 
     /// ASAP_ENDPOINT_UNREACHABLE from a PU or PE (RFC 5352 §3.5). Like
@@ -859,7 +861,7 @@ impl Shard {
         self.enc_scratch = enc;
         self.store.pes[idx as usize].expires = self.life_to_deadline(now, el.registration_life);
         self.owners.link(&mut self.store, idx);
-        self.arm(now, idx, Time::NEVER);
+        self.arm(now, idx, Time::NEVER, false);
     }
 
     /// Takeover (RFC 5353 §3.5): every PE owned by `from` is now owned by
@@ -886,7 +888,7 @@ impl Shard {
                 });
                 self.store.pes[idx as usize].set_ka_waiting(true);
                 let t = now + self.cfg.keep_alive_timeout;
-                self.arm(now, idx, t);
+                self.arm(now, idx, t, true);
             }
         }
     }
@@ -1054,7 +1056,7 @@ impl Shard {
         }
         if !owned {
             // Learnt from a peer: only its lifetime applies.
-            self.arm(now, idx, Time::NEVER);
+            self.arm(now, idx, Time::NEVER, false);
             return;
         }
         let assoc = pe.assoc;
@@ -1067,9 +1069,9 @@ impl Shard {
             self.queue_for(idx, assoc, true);
             self.store.pes[idx as usize].set_ka_waiting(true);
             let t = now + self.cfg.keep_alive_timeout;
-            self.arm(now, idx, t);
+            self.arm(now, idx, t, true);
         } else {
-            self.arm(now, idx, Time::NEVER);
+            self.arm(now, idx, Time::NEVER, true);
         }
     }
 
