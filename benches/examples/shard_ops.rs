@@ -13,15 +13,17 @@
 //! `keep_alive`, done as the benchmark of that name does it (same fixtures,
 //! same scattered targets); `POLICY` is `rr` (default), `lud` or `rlu`;
 //! `COUNT` operations (default 10000; for `keep_alive`, rounds in which
-//! every PE gets a keep-alive and acks it). Only `run` is counted: building the population and
-//! choosing the targets are not. `register` adds `COUNT` new PEs and
+//! every PE gets a keep-alive and acks it). With `BATCH=n` in the
+//! environment the operations go through `Shard::pipelined` `n` at a time
+//! (distance 1), as the benchmark's `*_batch32` do with 32. Only `run` is
+//! counted: building the population and choosing the targets are not. `register` adds `COUNT` new PEs and
 //! `deregister` removes `COUNT` existing ones, at most `PES` / 10 (the
 //! benchmark's batch).
 
 use std::hint::black_box;
 
 use rserpool_benches::handlespace::{PolicyChoice, Population, load_of, scatter};
-use rserpool_shard::{Shard, Time};
+use rserpool_shard::{Shard, Target, Time};
 
 #[derive(Clone, Copy)]
 enum Op {
@@ -32,30 +34,54 @@ enum Op {
     KeepAlive,
 }
 
-/// The measured part: `targets` are (PE, pool, load).
+/// One operation on target (PE, pool, load).
+fn one(pop: &Population, s: &mut Shard, op: Op, t: (usize, usize, u32), out: &mut Vec<u8>) {
+    let (pe, pool, load) = t;
+    out.clear();
+    match op {
+        Op::Resolve3 => pop.resolve(s, Time::ZERO, pool, 3, out),
+        Op::Reregister | Op::Register => {
+            black_box(pop.register(s, Time::ZERO, pe, pool, load, out));
+        }
+        Op::Deregister => pop.deregister(s, Time::ZERO, pe, pool, out),
+        Op::KeepAlive => {}
+    }
+    black_box(&out);
+}
+
+/// The measured part: `targets` are (PE, pool, load); `batch`: how many go
+/// through the prefetch pipeline at a time (0: one by one).
 #[inline(never)]
-fn run(pop: &Population, s: &mut Shard, op: Op, targets: &[(usize, usize, u32)]) {
+fn run(pop: &Population, s: &mut Shard, op: Op, targets: &[(usize, usize, u32)], batch: usize) {
     let mut out = Vec::with_capacity(1 << 16);
     if let Op::KeepAlive = op {
         let mut acks = Vec::new();
         let mut now = Time::ZERO;
+        let pipeline = (batch > 0).then_some((batch, 1));
         for _ in targets {
             now = now + Population::keep_alive_step();
-            black_box(pop.keep_alive_round(s, now, &mut acks, None));
+            black_box(pop.keep_alive_round(s, now, &mut acks, pipeline));
         }
         return;
     }
-    for &(pe, pool, load) in targets {
-        out.clear();
-        match op {
-            Op::Resolve3 => pop.resolve(s, Time::ZERO, pool, 3, &mut out),
-            Op::Reregister | Op::Register => {
-                black_box(pop.register(s, Time::ZERO, pe, pool, load, &mut out));
-            }
-            Op::Deregister => pop.deregister(s, Time::ZERO, pe, pool, &mut out),
-            Op::KeepAlive => {}
+    if batch == 0 {
+        for &t in targets {
+            one(pop, s, op, t, &mut out);
         }
-        black_box(&out);
+        return;
+    }
+    for chunk in targets.chunks(batch) {
+        s.pipelined(
+            chunk,
+            1,
+            |&(pe, pool, _)| {
+                Some(match op {
+                    Op::Resolve3 => Target::pool(pop.handle(pool).as_bytes()),
+                    _ => pop.target(pe, pool),
+                })
+            },
+            |s, &t| one(pop, s, op, t, &mut out),
+        );
     }
 }
 
@@ -105,7 +131,8 @@ fn main() {
             Op::KeepAlive => (0, 0, 0),
         })
         .collect();
-    run(&pop, &mut s, op, &targets);
+    let batch = std::env::var("BATCH").map_or(0, |b| b.parse().expect("BATCH: a number"));
+    run(&pop, &mut s, op, &targets, batch);
     let expect = match op {
         Op::Register => pes + count,
         Op::Deregister => pes - count,

@@ -6,16 +6,23 @@ use crate::store::{NIL, PREFETCH_STAGES};
 /// Largest distance [`pipeline`] takes.
 pub const MAX_DISTANCE: usize = 4;
 
-/// Items in flight in [`pipeline`], at most.
-const RING: usize = MAX_DISTANCE * PREFETCH_STAGES + 1;
+/// Slots for the items in flight in [`pipeline`] (at most
+/// `MAX_DISTANCE * PREFETCH_STAGES + 1`), a power of two so that an item's
+/// slot is a mask away.
+pub(crate) const RING: usize = (MAX_DISTANCE * PREFETCH_STAGES + 1).next_power_of_two();
 
-/// What the prefetch stages found out about one request so far (the hash
-/// of its pool handle, then its pool). Start each request with a fresh
-/// one ([`Prefetch::default`]) and hand the same one to each of its
-/// stages.
+/// What the prefetch stages found out about one request so far, so that no
+/// stage computes again what an earlier one did: the hash of its pool
+/// handle and its association (stage 0), the first pool-index candidates
+/// (stage 1), its pool and the PE-index hash (stage 3). Start each request
+/// with a fresh one ([`Prefetch::default`]) and hand the same one to each
+/// of its stages.
 #[derive(Clone, Copy, Debug)]
 pub struct Prefetch {
     pub(crate) hash: u64,
+    pub(crate) assoc_hash: u64,
+    pub(crate) pe_hash: u64,
+    pub(crate) cand: [u32; 2],
     pub(crate) pool: u32,
 }
 
@@ -53,7 +60,13 @@ impl<'a> Target<'a> {
 
 impl Default for Prefetch {
     fn default() -> Self {
-        Self { hash: 0, pool: NIL }
+        Self {
+            hash: 0,
+            assoc_hash: 0,
+            pe_hash: 0,
+            cand: [NIL; 2],
+            pool: NIL,
+        }
     }
 }
 
@@ -70,7 +83,7 @@ pub fn pipeline<C: ?Sized>(
     ctx: &mut C,
     items: usize,
     distance: usize,
-    prefetch: impl Fn(&C, usize, &mut Prefetch, usize),
+    mut prefetch: impl FnMut(&C, usize, &mut Prefetch, usize),
     mut run: impl FnMut(&mut C, usize),
 ) {
     let d = distance.clamp(1, MAX_DISTANCE);
@@ -83,7 +96,7 @@ pub fn pipeline<C: ?Sized>(
                 break;
             };
             if j < items {
-                let state = &mut ring[j % RING];
+                let state = &mut ring[j & (RING - 1)];
                 if stage == 0 {
                     *state = Prefetch::default();
                 }

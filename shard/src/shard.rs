@@ -264,7 +264,10 @@ impl Shard {
     pub fn prefetch(&self, target: Target<'_>, stage: usize) {
         // What the earlier stages found, found again (cheap once their lines
         // are in the cache).
-        let mut ahead = self.store.ahead(target.handle, stage);
+        let mut ahead = self.store.ahead(target.handle, target.pe, stage);
+        if stage > 0 {
+            ahead.assoc_hash = self.hasher.hash_one(target.assoc);
+        }
         self.prefetch_step(target, &mut ahead, stage);
     }
 
@@ -281,13 +284,13 @@ impl Shard {
         }
         if target.assoc != 0 && stage < 2 {
             // The association's list head: its index slot, then its record.
-            let h = self.hasher.hash_one(target.assoc);
             if stage == 0 {
-                if let Some(slot) = self.assocs.home(h) {
+                state.assoc_hash = self.hasher.hash_one(target.assoc);
+                if let Some(slot) = self.assocs.home(state.assoc_hash) {
                     crate::prefetch::line(slot);
                 }
             } else {
-                for c in self.assocs.candidates(h).take(2) {
+                for c in self.assocs.candidates(state.assoc_hash).take(2) {
                     if let Some(pe) = self.store.pes.get(c as usize) {
                         crate::prefetch::span(pe, size_of::<Pe>());
                     }
@@ -307,12 +310,18 @@ impl Shard {
         target: impl Fn(&'t T) -> Option<Target<'t>>,
         mut run: impl FnMut(&mut Self, &'t T),
     ) {
+        // Each item's target, asked for once (at its stage 0).
+        let mut targets = [None; crate::pipeline::RING];
         crate::pipeline::pipeline(
             self,
             items.len(),
             distance,
             |s, j, state, stage| {
-                if let Some(t) = target(&items[j]) {
+                let t = &mut targets[j & (crate::pipeline::RING - 1)];
+                if stage == 0 {
+                    *t = target(&items[j]);
+                }
+                if let Some(t) = *t {
                     s.prefetch_step(t, state, stage);
                 }
             },

@@ -408,17 +408,21 @@ impl Store {
                 }
             }
             1 => {
-                for c in self.pool_index.candidates(ahead.hash).take(2) {
+                ahead.cand = [NIL; 2];
+                for (slot, c) in ahead
+                    .cand
+                    .iter_mut()
+                    .zip(self.pool_index.candidates(ahead.hash))
+                {
+                    *slot = c;
                     if let Some(p) = self.pools.get(c as usize) {
                         prefetch::span(p, size_of::<Pool>());
                     }
                 }
             }
             2 => {
-                for c in self.pool_index.candidates(ahead.hash).take(2) {
+                for c in ahead.cand {
                     if let Some(p) = self.pools.get(c as usize) {
-                        // Handle and members first, then bytes: a pool of
-                        // one has all at once.
                         // A small pool: all of its data (a lookup of a PE
                         // reads the ids in it). Else the handle and the
                         // first members (at the end).
@@ -439,10 +443,21 @@ impl Store {
                 }
             }
             3 => {
-                let Some(pool) = self
-                    .pool_index
-                    .find(ahead.hash, |i| self.pools[i as usize].handle() == handle)
-                else {
+                // The candidates stage 1 saw (earlier requests of the batch
+                // may have changed the index since: then this is only a
+                // worse guess); the index again only if there were more.
+                let seen = ahead.cand.into_iter().find(|&c| {
+                    self.pools
+                        .get(c as usize)
+                        .is_some_and(|p| p.len() > 0 && p.handle() == handle)
+                });
+                let found = match seen {
+                    None if ahead.cand[1] != NIL => self
+                        .pool_index
+                        .find(ahead.hash, |i| self.pools[i as usize].handle() == handle),
+                    hit => hit,
+                };
+                let Some(pool) = found else {
                     ahead.pool = NIL;
                     return;
                 };
@@ -488,13 +503,16 @@ impl Store {
     /// names, 5 (the PE found) for its neighbours in its owner's list and its
     /// stored bytes, which a registration or deregistration updates, or (a
     /// new PE) for the free slab record it will take. Stages 0-2 add nothing.
-    pub(crate) fn prefetch_pe(&self, id: u32, ahead: &Prefetch, stage: usize) {
+    pub(crate) fn prefetch_pe(&self, id: u32, ahead: &mut Prefetch, stage: usize) {
         let pool = ahead.pool;
         if pool == NIL || stage < 3 {
             return;
         }
-        let h = self.pe_hash(pool, id);
         let indexed = self.pools.get(pool as usize).is_some_and(Pool::indexed);
+        if stage == 3 && indexed {
+            ahead.pe_hash = self.pe_hash(pool, id);
+        }
+        let h = ahead.pe_hash;
         match stage {
             3 | 4 if !indexed => {}
             3 => {
@@ -563,17 +581,33 @@ impl Store {
         }
     }
 
-    /// What stages before `stage` of [`Store::prefetch`] would have found.
-    pub(crate) fn ahead(&self, handle: &[u8], stage: usize) -> Prefetch {
-        let hash = self.hasher.hash_one(handle);
-        let pool = if stage > 3 {
-            self.pool_index
-                .find(hash, |i| self.pools[i as usize].handle() == handle)
-                .unwrap_or(NIL)
-        } else {
-            NIL
+    /// What stages before `stage` of [`Store::prefetch`] and
+    /// [`Store::prefetch_pe`] (for PE `id`) would have found, but the
+    /// association's hash.
+    pub(crate) fn ahead(&self, handle: &[u8], id: u32, stage: usize) -> Prefetch {
+        let mut ahead = Prefetch {
+            hash: self.hasher.hash_one(handle),
+            ..Prefetch::default()
         };
-        Prefetch { hash, pool }
+        if stage > 1 {
+            for (slot, c) in ahead
+                .cand
+                .iter_mut()
+                .zip(self.pool_index.candidates(ahead.hash))
+            {
+                *slot = c;
+            }
+        }
+        if stage > 3 {
+            ahead.pool = self
+                .pool_index
+                .find(ahead.hash, |i| self.pools[i as usize].handle() == handle)
+                .unwrap_or(NIL);
+            if ahead.pool != NIL {
+                ahead.pe_hash = self.pe_hash(ahead.pool, id);
+            }
+        }
+        ahead
     }
 
     /// The PEs a selection in `p` will most likely start with: the top of
