@@ -357,19 +357,7 @@ fn our_registrar_over_sctp_session_fails_over_with_its_cookie() {
         return;
     }
     let logs = Logs::new("interop-our-registrar");
-    let (_reg, port) = logs.registrar(
-        "registrar",
-        &[
-            "--asap",
-            "127.0.0.1:0",
-            "--transport",
-            "sctp",
-            "--announce",
-            "off",
-            "--min-address-scope",
-            "loopback",
-        ],
-    );
+    let (_reg, port) = logs.local_registrar("registrar", "sctp", &[]);
     let registrar = format!("127.0.0.1:{port}");
     let pe1 = echo_pe(&logs, "pe1", &registrar, "127.0.0.1:0", "SctpPool", "0x401");
     let pe2 = echo_pe(&logs, "pe2", &registrar, "127.0.0.1:0", "SctpPool", "0x402");

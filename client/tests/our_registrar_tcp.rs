@@ -51,17 +51,10 @@ fn tcp_user(port: u16) -> PoolUser {
 #[test]
 fn tcp_session_fails_over_with_its_cookie_to_the_other_pe() {
     let logs = Logs::new("client-tcp");
-    let (_reg, port) = logs.registrar(
+    let (_reg, port) = logs.local_registrar(
         "registrar",
+        "tcp",
         &[
-            "--asap",
-            "127.0.0.1:0",
-            "--transport",
-            "tcp",
-            "--announce",
-            "off",
-            "--min-address-scope",
-            "loopback",
             "--keep-alive-interval",
             "500",
             "--keep-alive-timeout",
@@ -143,19 +136,7 @@ fn tcp_session_fails_over_with_its_cookie_to_the_other_pe() {
 #[test]
 fn in_process_pe_reregisters_with_load_and_deregisters() {
     let logs = Logs::new("client-tcp-inproc");
-    let (_reg, port) = logs.registrar(
-        "registrar",
-        &[
-            "--asap",
-            "127.0.0.1:0",
-            "--transport",
-            "tcp",
-            "--announce",
-            "off",
-            "--min-address-scope",
-            "loopback",
-        ],
-    );
+    let (_reg, port) = logs.local_registrar("registrar", "tcp", &[]);
     let reg = RegistrarConfig::with_registrars(vec![RegistrarAddr::tcp(addr(&format!(
         "127.0.0.1:{port}"
     )))]);
@@ -223,19 +204,7 @@ fn in_process_pe_reregisters_with_load_and_deregisters() {
 #[test]
 fn terminal_example_talks_to_the_echo_pe_example() {
     let logs = Logs::new("client-tcp-terminal");
-    let (_reg, port) = logs.registrar(
-        "registrar",
-        &[
-            "--asap",
-            "127.0.0.1:0",
-            "--transport",
-            "tcp",
-            "--announce",
-            "off",
-            "--min-address-scope",
-            "loopback",
-        ],
-    );
+    let (_reg, port) = logs.local_registrar("registrar", "tcp", &[]);
     let _pe = echo_pe(&logs, "pe", port, "EchoPool", "0x77");
     let mut term = Command::new(example_bin("terminal"))
         .args([

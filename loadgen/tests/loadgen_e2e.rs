@@ -30,33 +30,7 @@ fn registrar(logs: &Logs) -> (Proc, u16) {
 }
 
 fn registrar_named(logs: &Logs, name: &str) -> (Proc, u16) {
-    let p = logs.spawn(
-        name,
-        Command::new(registrar_bin()).args([
-            "--asap",
-            "127.0.0.1:0",
-            "--transport",
-            "tcp",
-            "--announce",
-            "off",
-            "--min-address-scope",
-            "loopback",
-            "--cores",
-            "none",
-            "--log-level",
-            "info",
-        ]),
-    );
-    logs.wait_for(name, "registrar is ready", Duration::from_secs(10));
-    let log = logs.read(name);
-    let port = log
-        .lines()
-        .find(|l| l.contains("registrar is ready"))
-        .and_then(|l| l.split("port=").nth(1))
-        .and_then(|p| p.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|p| p.parse().ok())
-        .expect("the ready line names the port");
-    (p, port)
+    logs.local_registrar(name, "tcp", &["--cores", "none", "--log-level", "info"])
 }
 
 fn loadgen(args: &[&str]) -> Output {
@@ -833,21 +807,7 @@ fn over_sctp_against_the_echo_floor_and_our_registrar() {
     check_run(&v, &o, &dir.join("intervals.hlog"));
     exact("floor", &v);
 
-    let (_ours, port) = logs.registrar(
-        "ours",
-        &[
-            "--asap",
-            "127.0.0.1:0",
-            "--transport",
-            "sctp",
-            "--announce",
-            "off",
-            "--min-address-scope",
-            "loopback",
-            "--cores",
-            "none",
-        ],
-    );
+    let (_ours, port) = logs.local_registrar("ours", "sctp", &["--cores", "none"]);
     let ours = format!("sctp:127.0.0.1:{port}");
     let dir = logs.dir.path().join("ours");
     std::fs::create_dir_all(&dir).unwrap();

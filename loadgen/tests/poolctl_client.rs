@@ -17,19 +17,7 @@ use serde_json::Value;
 const POOLCTL: &str = env!("CARGO_BIN_EXE_poolctl");
 
 fn tcp_registrar(logs: &Logs) -> (Proc, u16) {
-    logs.registrar(
-        "registrar",
-        &[
-            "--asap",
-            "127.0.0.1:0",
-            "--transport",
-            "tcp",
-            "--announce",
-            "off",
-            "--min-address-scope",
-            "loopback",
-        ],
-    )
+    logs.local_registrar("registrar", "tcp", &[])
 }
 
 fn poolctl(args: &[&str]) -> Output {

@@ -99,19 +99,7 @@ fn poolctl_with_our_registrar_over_sctp() {
         return;
     }
     let logs = Logs::new("poolctl-sctp-ours");
-    let (_reg, port) = logs.registrar(
-        "registrar",
-        &[
-            "--asap",
-            "127.0.0.1:0",
-            "--transport",
-            "sctp",
-            "--announce",
-            "off",
-            "--min-address-scope",
-            "loopback",
-        ],
-    );
+    let (_reg, port) = logs.local_registrar("registrar", "sctp", &[]);
     let registrar = format!("127.0.0.1:{port}");
     let mut pe = logs.spawn(
         "pe",

@@ -17,6 +17,7 @@ use std::mem::size_of;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 
+use smallvec::SmallVec;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::sys::{self, IPPROTO_SCTP, RcvInfo, SOL_SCTP, SndInfo, cvt, cvt_size, setsockopt};
@@ -217,24 +218,77 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
 }
 
 /// Buffers for receiving up to `slots` messages of up to `slot_size` bytes
-/// with one system call. Allocated once, reused for every call.
-#[derive(Debug)]
+/// with one system call. Allocated once, reused for every call: the
+/// message headers too, which point into the batch's own buffers.
 pub struct RecvBatch {
     slot_size: usize,
     data: Vec<u8>,
+    /// One control buffer per slot; the kernel writes them through `hdrs`.
+    #[allow(dead_code)]
     cmsgs: Vec<[u64; CMSG_SPACE / 8]>,
     meta: Vec<Received>,
+    /// One per slot, over its part of `data`; the kernel reads them through
+    /// `hdrs`.
+    #[allow(dead_code)]
+    iovs: Vec<libc::iovec>,
+    /// One per slot, pointing at its iovec and its control buffer. None of
+    /// these vectors is ever resized, so the pointers stay valid when the
+    /// batch moves (their heap buffers do not).
+    hdrs: Vec<libc::mmsghdr>,
     count: usize,
+}
+
+// SAFETY: the raw pointers in `iovs` and `hdrs` point only into buffers the
+// batch owns (never shared, never resized), so moving the batch to another
+// thread moves everything they refer to with it.
+unsafe impl Send for RecvBatch {}
+
+impl std::fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBatch")
+            .field("slots", &self.meta.len())
+            .field("slot_size", &self.slot_size)
+            .field("count", &self.count)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RecvBatch {
     /// Room for `slots` messages of `slot_size` bytes each.
     pub fn new(slots: usize, slot_size: usize) -> Self {
         let slots = slots.max(1);
+        let mut data = vec![0; slots * slot_size];
+        let mut cmsgs = vec![[0; CMSG_SPACE / 8]; slots];
+        let mut iovs: Vec<libc::iovec> = data
+            .chunks_exact_mut(slot_size.max(1))
+            .map(|chunk| libc::iovec {
+                iov_base: chunk.as_mut_ptr().cast(),
+                iov_len: chunk.len(),
+            })
+            .collect();
+        iovs.resize(
+            slots,
+            libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            },
+        );
+        let hdrs = iovs
+            .iter_mut()
+            .zip(cmsgs.iter_mut())
+            .map(|(iov, cmsg)| {
+                let mut h: libc::mmsghdr = sys::zeroed();
+                h.msg_hdr.msg_iov = iov;
+                h.msg_hdr.msg_iovlen = 1;
+                h.msg_hdr.msg_control = cmsg.as_mut_ptr().cast();
+                h.msg_hdr.msg_controllen = CMSG_SPACE as _;
+                h
+            })
+            .collect();
         Self {
             slot_size,
-            data: vec![0; slots * slot_size],
-            cmsgs: vec![[0; CMSG_SPACE / 8]; slots],
+            data,
+            cmsgs,
             meta: vec![
                 Received {
                     len: 0,
@@ -244,6 +298,8 @@ impl RecvBatch {
                 };
                 slots
             ],
+            iovs,
+            hdrs,
             count: 0,
         }
     }
@@ -257,35 +313,26 @@ impl RecvBatch {
     /// blocking. Returns how many; `Err(WouldBlock)` if none was waiting.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         let slots = self.meta.len();
-        let mut iovs: Vec<libc::iovec> = Vec::with_capacity(slots);
-        for chunk in self.data.chunks_exact_mut(self.slot_size) {
-            iovs.push(libc::iovec {
-                iov_base: chunk.as_mut_ptr().cast(),
-                iov_len: chunk.len(),
-            });
-        }
-        let mut hdrs: Vec<libc::mmsghdr> = Vec::with_capacity(slots);
-        for (iov, cmsg) in iovs.iter_mut().zip(self.cmsgs.iter_mut()) {
-            let mut h: libc::mmsghdr = sys::zeroed();
-            h.msg_hdr.msg_iov = iov;
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = cmsg.as_mut_ptr().cast();
+        // The kernel wrote lengths and flags into the headers last time.
+        for h in &mut self.hdrs {
+            h.msg_len = 0;
+            h.msg_hdr.msg_flags = 0;
             h.msg_hdr.msg_controllen = CMSG_SPACE as _;
-            hdrs.push(h);
         }
         // SAFETY: every header points to an iovec over a distinct slot of
-        // `data` and to its own control buffer, all live for the call.
+        // `data` and to its own control buffer (built in `new`, owned by
+        // `self`, never resized), all live for the call.
         let n = unsafe {
             libc::recvmmsg(
                 fd,
-                hdrs.as_mut_ptr(),
+                self.hdrs.as_mut_ptr(),
                 slots as libc::c_uint,
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
             )
         };
         let n = cvt(n)? as usize;
-        for (h, m) in hdrs.iter().zip(self.meta.iter_mut()).take(n) {
+        for (h, m) in self.hdrs.iter().zip(self.meta.iter_mut()).take(n) {
             let len = h.msg_len as usize;
             *m = Received {
                 len,
@@ -414,11 +461,13 @@ fn send_iovs_flags(
     flags: libc::c_int,
 ) -> io::Result<usize> {
     const SPACE: usize = 64;
+    // Up to 16 messages (most calls) without touching the heap.
+    type Small<T> = SmallVec<[T; 16]>;
     let n = count.min(1024);
-    let mut iovs: Vec<libc::iovec> = iovs.take(n).collect();
+    let mut iovs: Small<libc::iovec> = iovs.take(n).collect();
     let n = iovs.len();
-    let mut cmsgs = vec![[0u64; SPACE / 8]; n];
-    let mut hdrs: Vec<libc::mmsghdr> = Vec::with_capacity(n);
+    let mut cmsgs: Small<[u64; SPACE / 8]> = smallvec::smallvec![[0u64; SPACE / 8]; n];
+    let mut hdrs: Small<libc::mmsghdr> = SmallVec::with_capacity(n);
     let info = SndInfo {
         ppid: ppid.to_be(),
         ..SndInfo::default()

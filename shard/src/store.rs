@@ -388,8 +388,15 @@ impl Store {
 
     pub(crate) fn find_pool(&self, handle: &[u8]) -> Option<u32> {
         let h = self.hasher.hash_one(handle);
-        self.pool_index
-            .find(h, |i| self.pools[i as usize].handle() == handle)
+        self.pool_index.find(h, |i| {
+            let p = &self.pools[i as usize];
+            // Whatever the request is, it goes on to the selection
+            // structure: ask for its box while the handle is compared.
+            if let Some(sel) = &p.sel {
+                prefetch::line(&**sel);
+            }
+            p.handle() == handle
+        })
     }
 
     /// Prefetch stage `stage` (0 to [`PREFETCH_STAGES`] - 1) for a request on

@@ -279,14 +279,34 @@ impl Logs {
         }
     }
 
-    /// Starts our registrar with `args` and returns it and its ASAP port.
+    /// Starts our registrar for a test on this host: ASAP on an ephemeral
+    /// loopback port over `transport` (`tcp` or `sctp`), no server
+    /// announcements, loopback addresses accepted from PEs, then `extra`.
+    /// Returns it and its ASAP port.
+    pub fn local_registrar(&self, name: &str, transport: &str, extra: &[&str]) -> (Proc, u16) {
+        let mut args = vec![
+            "--asap",
+            "127.0.0.1:0",
+            "--transport",
+            transport,
+            "--announce",
+            "off",
+            "--min-address-scope",
+            "loopback",
+        ];
+        args.extend_from_slice(extra);
+        self.registrar(name, &args)
+    }
+
+    /// Starts our registrar with `args` (and `--log-level debug` unless they
+    /// set a level) and returns it and its ASAP port.
     pub fn registrar(&self, name: &str, args: &[&str]) -> (Proc, u16) {
-        let p = self.spawn(
-            name,
-            Command::new(registrar_bin())
-                .args(args)
-                .args(["--log-level", "debug"]),
-        );
+        let mut cmd = Command::new(registrar_bin());
+        cmd.args(args);
+        if !args.contains(&"--log-level") {
+            cmd.args(["--log-level", "debug"]);
+        }
+        let p = self.spawn(name, &mut cmd);
         self.wait_for(name, "registrar is ready", Duration::from_secs(10));
         let log = self.read(name);
         let line = log
