@@ -58,7 +58,8 @@ impl Ordered {
 
     pub(crate) fn push(&mut self, e: Entry) {
         if self.heap.len() == self.heap.capacity() && self.heap.len() < crate::store::SMALL_POOL {
-            // Most pools are small: grow one by one at first.
+            // Most pools are small: grow one by one at first (16-byte
+            // entries: cheap to copy), then double from 16.
             self.heap.reserve_exact(1);
         }
         self.heap.push(Reverse(e));

@@ -23,7 +23,9 @@ use crate::slab::Slab;
 /// "No index" in intrusive links.
 pub(crate) const NIL: u32 = u32::MAX;
 
-/// Pools up to this size grow their arrays one element at a time.
+/// Pools up to this size grow their member arrays by a quarter (at least
+/// one member) and their heaps one entry at a time; larger ones by an
+/// eighth, their heaps by doubling.
 pub(crate) const SMALL_POOL: usize = 16;
 
 /// Pools up to this size find a member by its PE id by reading the ids in
@@ -211,8 +213,9 @@ impl Pool {
             let cap = if len < cap {
                 cap
             } else if len < SMALL_POOL {
-                // Small pools are common: grow one by one at first.
-                len + 1
+                // Small pools are common: little slack at first (one by
+                // one up to four), but not a copy of the pool per member.
+                len + (len / 4).max(1)
             } else {
                 // Then by an eighth: little slack in big pools, no doubling.
                 len + len / 8
@@ -339,9 +342,11 @@ fn live(pes: &Slab<Pe>, pool: u32, e: &Entry) -> bool {
     pe.pool == pool && pe.st.seq == e.seq && pe.stamp == e.stamp()
 }
 
-/// The PE index's hash of (pool, PE id).
-fn pe_hash(hasher: &RandomState, pool: u32, id: u32) -> u64 {
-    hasher.hash_one((u64::from(pool) << 32) | u64::from(id))
+/// The PE index's hash of a PE id in the pool whose handle hashes to
+/// `pool_hash` (known from the request's handle alone, so a PE lookup can be
+/// prefetched as early as the pool's).
+fn pe_hash(hasher: &RandomState, pool_hash: u64, id: u32) -> u64 {
+    hasher.hash_one((pool_hash, id))
 }
 
 impl Pe {
@@ -504,75 +509,80 @@ impl Store {
         }
     }
 
-    /// The further prefetches of a request about PE `id` of the pool
-    /// `ahead` names (found by stage 3 of [`Store::prefetch`], which runs
-    /// first): stage 3 asks for the PE index slot, 4 for the PE records it
-    /// names, 5 (the PE found) for its neighbours in its owner's list and its
-    /// stored bytes, which a registration or deregistration updates, or (a
-    /// new PE) for the free slab record it will take. Stages 0-2 add nothing.
+    /// The further prefetches of a request about PE `id` of the pool whose
+    /// handle hashes to `ahead.hash` (stage 0 of [`Store::prefetch`] runs
+    /// first). The PE index is keyed by that hash and the id, so its chain
+    /// starts at once, beside the pool's: stage 0 asks for the PE index
+    /// slot, 1 for the PE records it names, 2 for their stored bytes (where
+    /// the id is compared) and their neighbours in their owner's list (a
+    /// registration or deregistration relinks them). For a pool of at most
+    /// [`SCAN_POOL`], found by stage 3, stage 3 scans the bytes stage 2 of
+    /// [`Store::prefetch`] fetched, and asks for the PE's neighbours, or (a
+    /// new PE) for the free slab record it will take.
     pub(crate) fn prefetch_pe(&self, id: u32, ahead: &mut Prefetch, stage: usize) {
-        let pool = ahead.pool;
-        if pool == NIL || stage < 3 {
-            return;
-        }
-        let indexed = self.pools.get(pool as usize).is_some_and(Pool::indexed);
-        if stage == 3 && indexed {
-            ahead.pe_hash = self.pe_hash(pool, id);
-        }
-        let h = ahead.pe_hash;
         match stage {
-            3 | 4 if !indexed => {}
-            3 => {
-                if let Some(slot) = self.pe_index.home(h) {
+            0 => {
+                ahead.pe_hash = pe_hash(&self.hasher, ahead.hash, id);
+                if let Some(slot) = self.pe_index.home(ahead.pe_hash) {
                     prefetch::line(slot);
                 }
             }
-            4 => {
-                for c in self.pe_index.candidates(h).take(2) {
+            1 => {
+                for c in self.pe_index.candidates(ahead.pe_hash).take(2) {
                     if let Some(pe) = self.pes.get(c as usize) {
                         prefetch::span(pe, size_of::<Pe>());
                     }
                 }
             }
-            _ => {
-                // The PE: in a small pool the one with that id, else the
-                // index's candidates in that pool (their ids are in the
-                // bytes this stage fetches, so comparing them would wait).
-                let Some(p) = self.pools.get(pool as usize) else {
+            2 => {
+                for c in self.pe_index.candidates(ahead.pe_hash).take(2) {
+                    if let Some(pe) = self.pes.get(c as usize) {
+                        self.prefetch_pe_links(pe);
+                    }
+                }
+            }
+            3 => {
+                let Some(p) = self.pools.get(ahead.pool as usize) else {
                     return;
                 };
-                let mut found = false;
-                let mut fetch = |idx: u32| {
-                    let Some(pe) = self.pes.get(idx as usize) else {
-                        return;
-                    };
-                    if pe.pool != pool {
-                        return;
-                    }
-                    found = true;
-                    for n in [pe.owner_prev, pe.owner_next] {
-                        if let Some(q) = self.pes.get(n as usize) {
-                            prefetch::span(q, size_of::<Pe>());
+                let found = if p.indexed() {
+                    // Its stages were 0-2.
+                    true
+                } else {
+                    match self.find_pe(ahead.pool, id) {
+                        Some(idx) => {
+                            if let Some(pe) = self.pes.get(idx as usize) {
+                                self.prefetch_pe_links(pe);
+                            }
+                            true
                         }
-                    }
-                    if p.indexed() {
-                        let at = p.bytes_at(pe.slot as usize);
-                        if let Some(b) = p.data.get(at..) {
-                            prefetch::span(b.as_ptr(), usize::from(p.stride).min(b.len()));
-                        }
+                        None => false,
                     }
                 };
-                if indexed {
-                    self.pe_index.candidates(h).take(2).for_each(&mut fetch);
-                } else if let Some(idx) = self.find_pe(pool, id) {
-                    fetch(idx);
-                }
                 if !found
                     && let Some(pe) = self.free_pes.last().and_then(|&i| self.pes.get(i as usize))
                 {
                     prefetch::span(pe, size_of::<Pe>());
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// Prefetches what a change to `pe` touches besides its record: its
+    /// owner-list neighbours and (in a pool of more than [`SCAN_POOL`],
+    /// whose other lines no lookup fetched) its stored bytes.
+    fn prefetch_pe_links(&self, pe: &Pe) {
+        for n in [pe.owner_prev, pe.owner_next] {
+            if let Some(q) = self.pes.get(n as usize) {
+                prefetch::span(q, size_of::<Pe>());
+            }
+        }
+        if let Some(p) = self.pools.get(pe.pool as usize)
+            && p.indexed()
+            && let Some(b) = p.data.get(p.bytes_at(pe.slot as usize)..)
+        {
+            prefetch::span(b.as_ptr(), usize::from(p.stride).min(b.len()));
         }
     }
 
@@ -610,9 +620,9 @@ impl Store {
                 .pool_index
                 .find(ahead.hash, |i| self.pools[i as usize].handle() == handle)
                 .unwrap_or(NIL);
-            if ahead.pool != NIL {
-                ahead.pe_hash = self.pe_hash(ahead.pool, id);
-            }
+        }
+        if stage > 0 {
+            ahead.pe_hash = pe_hash(&self.hasher, ahead.hash, id);
         }
         ahead
     }
@@ -646,8 +656,9 @@ impl Store {
         n
     }
 
-    fn pe_hash(&self, pool: u32, id: u32) -> u64 {
-        pe_hash(&self.hasher, pool, id)
+    /// The PE index's hash of PE `id` in `pool`.
+    fn pe_hash_in(&self, pool: &Pool, id: u32) -> u64 {
+        pe_hash(&self.hasher, self.hasher.hash_one(pool.handle()), id)
     }
 
     pub(crate) fn find_pe(&self, pool: u32, id: u32) -> Option<u32> {
@@ -657,7 +668,7 @@ impl Store {
                 .find(|&slot| p.id_at(slot) == id)
                 .map(|slot| member_at(&p.data, slot));
         }
-        let h = self.pe_hash(pool, id);
+        let h = self.pe_hash_in(p, id);
         self.pe_index.find(h, |i| {
             let pe = &self.pes[i as usize];
             pe.pool == pool && p.id_at(pe.slot as usize) == id
@@ -687,16 +698,21 @@ impl Store {
             ..
         } = self;
         let p = &pools[pool as usize];
+        let pool_hash = hasher.hash_one(p.handle());
         for slot in slots {
             let (idx, h) = (
                 member_at(&p.data, slot),
-                pe_hash(hasher, pool, p.id_at(slot)),
+                pe_hash(hasher, pool_hash, p.id_at(slot)),
             );
             if add {
                 pe_index.insert(h, idx, |i| {
                     let pe = &pes[i as usize];
-                    let id = pools[pe.pool as usize].id_at(pe.slot as usize);
-                    pe_hash(hasher, pe.pool, id)
+                    let q = &pools[pe.pool as usize];
+                    pe_hash(
+                        hasher,
+                        hasher.hash_one(q.handle()),
+                        q.id_at(pe.slot as usize),
+                    )
                 });
             } else {
                 pe_index.remove(h, idx);
