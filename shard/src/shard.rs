@@ -531,7 +531,7 @@ impl Shard {
             return Err(Refusal::Plain(CauseCode::INVALID_VALUES));
         }
         let handle = reg.pool_handle.as_bytes();
-        let pool = self.store.find_pool(handle);
+        let (pool, existing) = self.store.find_pool_pe(handle, el.id.0);
         if let Some(p) = pool {
             let pl = &self.store.pools[p as usize];
             if pl.transport != user.kind {
@@ -546,7 +546,6 @@ impl Shard {
                 return Err(Refusal::Policy(p));
             }
         }
-        let existing = pool.and_then(|p| self.store.find_pe(p, el.id.0));
         if existing.is_none() {
             let full = self.store.pe_count() >= self.cfg.max_pes.min(MAX_PES)
                 || pool.map_or(self.store.pool_count >= self.cfg.max_pools, |p| {
@@ -791,9 +790,7 @@ impl Shard {
     }
 
     fn find(&self, handle: PoolHandle<'_>, id: PeId) -> Option<u32> {
-        self.store
-            .find_pool(handle.as_bytes())
-            .and_then(|p| self.store.find_pe(p, id.0))
+        self.store.find_pool_pe(handle.as_bytes(), id.0).1
     }
 
     // ------------------------------------------------------------ replication
@@ -806,8 +803,7 @@ impl Shard {
     pub fn apply_update(&mut self, now: Time, from: ServerId, upd: &HandleUpdate<'_>) {
         let handle = upd.pool_handle.as_bytes();
         let el = &upd.element;
-        let pool = self.store.find_pool(handle);
-        let existing = pool.and_then(|p| self.store.find_pe(p, el.id.0));
+        let (pool, existing) = self.store.find_pool_pe(handle, el.id.0);
         if upd.action == UpdateAction::DelPe {
             if let Some(idx) = existing {
                 if !self.owned(idx) {

@@ -392,7 +392,24 @@ impl Store {
     }
 
     pub(crate) fn find_pool(&self, handle: &[u8]) -> Option<u32> {
+        self.find_pool_hashed(handle, self.hasher.hash_one(handle))
+    }
+
+    /// The pool with `handle` and its PE `id`. One hash of the handle serves
+    /// both lookups, so the PE index's slot is asked for before the pool's
+    /// handle has been compared (a lookup by the pool's own fields would
+    /// have to wait for its record and handle first).
+    pub(crate) fn find_pool_pe(&self, handle: &[u8], id: u32) -> (Option<u32>, Option<u32>) {
         let h = self.hasher.hash_one(handle);
+        let pe_h = pe_hash(&self.hasher, h, id);
+        if let Some(slot) = self.pe_index.home(pe_h) {
+            prefetch::line(slot);
+        }
+        let pool = self.find_pool_hashed(handle, h);
+        (pool, pool.and_then(|p| self.find_pe_hashed(p, pe_h, id)))
+    }
+
+    fn find_pool_hashed(&self, handle: &[u8], h: u64) -> Option<u32> {
         self.pool_index.find(h, |i| {
             let p = &self.pools[i as usize];
             // Whatever the request is, it goes on to the selection
@@ -663,12 +680,23 @@ impl Store {
 
     pub(crate) fn find_pe(&self, pool: u32, id: u32) -> Option<u32> {
         let p = self.pools.get(pool as usize)?;
+        let h = if p.indexed() {
+            self.pe_hash_in(p, id)
+        } else {
+            0
+        };
+        self.find_pe_hashed(pool, h, id)
+    }
+
+    /// [`Store::find_pe`] with the PE index's hash known (`h`; unused for a
+    /// pool of at most [`SCAN_POOL`]).
+    fn find_pe_hashed(&self, pool: u32, h: u64, id: u32) -> Option<u32> {
+        let p = self.pools.get(pool as usize)?;
         if !p.indexed() {
             return (0..p.len())
                 .find(|&slot| p.id_at(slot) == id)
                 .map(|slot| member_at(&p.data, slot));
         }
-        let h = self.pe_hash_in(p, id);
         self.pe_index.find(h, |i| {
             let pe = &self.pes[i as usize];
             pe.pool == pool && p.id_at(pe.slot as usize) == id
