@@ -259,20 +259,12 @@ impl RecvBatch {
         let slots = slots.max(1);
         let mut data = vec![0; slots * slot_size];
         let mut cmsgs = vec![[0; CMSG_SPACE / 8]; slots];
-        let mut iovs: Vec<libc::iovec> = data
-            .chunks_exact_mut(slot_size.max(1))
-            .map(|chunk| libc::iovec {
-                iov_base: chunk.as_mut_ptr().cast(),
-                iov_len: chunk.len(),
+        let mut iovs: Vec<libc::iovec> = (0..slots)
+            .map(|i| libc::iovec {
+                iov_base: data[i * slot_size..].as_mut_ptr().cast(),
+                iov_len: slot_size,
             })
             .collect();
-        iovs.resize(
-            slots,
-            libc::iovec {
-                iov_base: std::ptr::null_mut(),
-                iov_len: 0,
-            },
-        );
         let hdrs = iovs
             .iter_mut()
             .zip(cmsgs.iter_mut())

@@ -34,6 +34,13 @@ impl Default for OwnerList {
     }
 }
 
+/// PE `idx`'s home server and its contribution to that owner's checksum sum.
+fn owner_and_sum(store: &Store, idx: u32) -> (u32, u64) {
+    let pool = &store.pools[store.pes[idx as usize].pool as usize];
+    let sum = checksum::pe_sum(u64::from(pool.handle_sum()), store.pe_id(idx));
+    (store.pe_home(idx), sum)
+}
+
 /// All owners of a shard's PEs, by server id.
 #[derive(Debug, Default)]
 pub(crate) struct Owners {
@@ -44,16 +51,7 @@ pub(crate) struct Owners {
 impl Owners {
     /// Appends PE `idx` (whose `home` is set) to its owner's list.
     pub(crate) fn link(&mut self, store: &mut Store, idx: u32) {
-        let (home, add) = {
-            let pe = &store.pes[idx as usize];
-            (
-                store.pe_home(idx),
-                checksum::pe_sum(
-                    u64::from(store.pools[pe.pool as usize].handle_sum()),
-                    store.pe_id(idx),
-                ),
-            )
-        };
+        let (home, add) = owner_and_sum(store, idx);
         if self.next_oseq == u32::MAX {
             self.renumber(store);
         }
@@ -95,17 +93,10 @@ impl Owners {
 
     /// Removes PE `idx` from its owner's list.
     pub(crate) fn unlink(&mut self, store: &mut Store, idx: u32) {
-        let (home, prev, next, sub) = {
+        let (home, sub) = owner_and_sum(store, idx);
+        let (prev, next) = {
             let pe = &store.pes[idx as usize];
-            (
-                store.pe_home(idx),
-                pe.owner_prev,
-                pe.owner_next,
-                checksum::pe_sum(
-                    u64::from(store.pools[pe.pool as usize].handle_sum()),
-                    store.pe_id(idx),
-                ),
-            )
+            (pe.owner_prev, pe.owner_next)
         };
         let Some(list) = self.lists.get_mut(&home) else {
             return;

@@ -12,9 +12,9 @@ pub const MAX_DISTANCE: usize = 4;
 pub(crate) const RING: usize = (MAX_DISTANCE * PREFETCH_STAGES + 1).next_power_of_two();
 
 /// What the prefetch stages found out about one request so far, so that no
-/// stage computes again what an earlier one did: the hash of its pool
-/// handle and its association (stage 0), the first pool-index candidates
-/// (stage 1), its pool and the PE-index hash (stage 3). Start each request
+/// stage computes again what an earlier one did: the hashes of its pool
+/// handle, its association and its PE (stage 0), the first pool-index
+/// candidates (stage 1) and its pool (stage 3). Start each request
 /// with a fresh one ([`Prefetch::default`]) and hand the same one to each
 /// of its stages.
 #[derive(Clone, Copy, Debug)]

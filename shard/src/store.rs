@@ -107,11 +107,6 @@ pub(crate) struct Pool {
 
 const _: () = assert!(size_of::<Pool>() == 40);
 
-/// Bytes before the first slot: the handle.
-const fn head_len(handle_len: u8) -> usize {
-    handle_len as usize
-}
-
 /// Member `slot` of a pool's `data` (slot 0 in the last 4 bytes).
 fn member_at(data: &[u8], slot: usize) -> u32 {
     let end = data.len() - 4 * slot;
@@ -155,7 +150,7 @@ impl Pool {
 
     /// Member slots the allocation has room for.
     fn cap(&self) -> usize {
-        (self.data.len() - head_len(self.handle_len)) / (4 + usize::from(self.stride))
+        (self.data.len() - usize::from(self.handle_len)) / (4 + usize::from(self.stride))
     }
 
     /// The members' slab indexes in slot order.
@@ -170,7 +165,7 @@ impl Pool {
 
     /// Where slot `slot`'s bytes start in `data`.
     fn bytes_at(&self, slot: usize) -> usize {
-        head_len(self.handle_len) + slot * usize::from(self.stride)
+        usize::from(self.handle_len) + slot * usize::from(self.stride)
     }
 
     /// The `stride` bytes of slot `slot`.
@@ -188,7 +183,7 @@ impl Pool {
     /// Moves the members and their bytes to a new allocation of `cap` slots
     /// of `stride` bytes (neither smaller than now).
     fn realloc(&mut self, cap: usize, stride: u16) {
-        let head = head_len(self.handle_len);
+        let head = usize::from(self.handle_len);
         let (old, new) = (usize::from(self.stride), usize::from(stride));
         let mut data = vec![0u8; head + cap * (4 + new)].into_boxed_slice();
         data[..head].copy_from_slice(&self.data[..head]);
@@ -349,6 +344,12 @@ fn pe_hash(hasher: &RandomState, pool_hash: u64, id: u32) -> u64 {
     hasher.hash_one((pool_hash, id))
 }
 
+/// [`pe_hash`] of PE `id` in `pool`, from the pool's stored handle (where
+/// the request's handle is not at hand).
+fn pe_hash_of(hasher: &RandomState, pool: &Pool, id: u32) -> u64 {
+    pe_hash(hasher, hasher.hash_one(pool.handle()), id)
+}
+
 impl Pe {
     const WAITING: u8 = 0x80;
 
@@ -409,6 +410,16 @@ impl Store {
         (pool, pool.and_then(|p| self.find_pe_hashed(p, pe_h, id)))
     }
 
+    /// The first two pools the pool index names for hash `h` (`NIL` where
+    /// there are fewer), which stage 1 of [`Store::prefetch`] fetches.
+    fn first_candidates(&self, h: u64) -> [u32; 2] {
+        let mut cand = [NIL; 2];
+        for (slot, c) in cand.iter_mut().zip(self.pool_index.candidates(h)) {
+            *slot = c;
+        }
+        cand
+    }
+
     fn find_pool_hashed(&self, handle: &[u8], h: u64) -> Option<u32> {
         self.pool_index.find(h, |i| {
             let p = &self.pools[i as usize];
@@ -437,13 +448,8 @@ impl Store {
                 }
             }
             1 => {
-                ahead.cand = [NIL; 2];
-                for (slot, c) in ahead
-                    .cand
-                    .iter_mut()
-                    .zip(self.pool_index.candidates(ahead.hash))
-                {
-                    *slot = c;
+                ahead.cand = self.first_candidates(ahead.hash);
+                for c in ahead.cand {
                     if let Some(p) = self.pools.get(c as usize) {
                         prefetch::span(p, size_of::<Pool>());
                     }
@@ -481,9 +487,7 @@ impl Store {
                         .is_some_and(|p| p.len() > 0 && p.handle() == handle)
                 });
                 let found = match seen {
-                    None if ahead.cand[1] != NIL => self
-                        .pool_index
-                        .find(ahead.hash, |i| self.pools[i as usize].handle() == handle),
+                    None if ahead.cand[1] != NIL => self.find_pool_hashed(handle, ahead.hash),
                     hit => hit,
                 };
                 let Some(pool) = found else {
@@ -563,8 +567,13 @@ impl Store {
                     return;
                 };
                 let found = if p.indexed() {
-                    // Its stages were 0-2.
-                    true
+                    // Its stages were 0-2; a new PE has no candidate in
+                    // this pool (their records are cached by now).
+                    self.pe_index.candidates(ahead.pe_hash).take(2).any(|c| {
+                        self.pes
+                            .get(c as usize)
+                            .is_some_and(|pe| pe.pool == ahead.pool)
+                    })
                 } else {
                     match self.find_pe(ahead.pool, id) {
                         Some(idx) => {
@@ -624,19 +633,10 @@ impl Store {
             ..Prefetch::default()
         };
         if stage > 1 {
-            for (slot, c) in ahead
-                .cand
-                .iter_mut()
-                .zip(self.pool_index.candidates(ahead.hash))
-            {
-                *slot = c;
-            }
+            ahead.cand = self.first_candidates(ahead.hash);
         }
         if stage > 3 {
-            ahead.pool = self
-                .pool_index
-                .find(ahead.hash, |i| self.pools[i as usize].handle() == handle)
-                .unwrap_or(NIL);
+            ahead.pool = self.find_pool_hashed(handle, ahead.hash).unwrap_or(NIL);
         }
         if stage > 0 {
             ahead.pe_hash = pe_hash(&self.hasher, ahead.hash, id);
@@ -673,15 +673,10 @@ impl Store {
         n
     }
 
-    /// The PE index's hash of PE `id` in `pool`.
-    fn pe_hash_in(&self, pool: &Pool, id: u32) -> u64 {
-        pe_hash(&self.hasher, self.hasher.hash_one(pool.handle()), id)
-    }
-
     pub(crate) fn find_pe(&self, pool: u32, id: u32) -> Option<u32> {
         let p = self.pools.get(pool as usize)?;
         let h = if p.indexed() {
-            self.pe_hash_in(p, id)
+            pe_hash_of(&self.hasher, p, id)
         } else {
             0
         };
@@ -736,11 +731,7 @@ impl Store {
                 pe_index.insert(h, idx, |i| {
                     let pe = &pes[i as usize];
                     let q = &pools[pe.pool as usize];
-                    pe_hash(
-                        hasher,
-                        hasher.hash_one(q.handle()),
-                        q.id_at(pe.slot as usize),
-                    )
+                    pe_hash_of(hasher, q, q.id_at(pe.slot as usize))
                 });
             } else {
                 pe_index.remove(h, idx);
@@ -1169,7 +1160,7 @@ impl Store {
             if self.find_pool(p.handle()) != Some(pi as u32) {
                 return Err(format!("pool {pi} not indexed"));
             }
-            let h = head_len(p.handle_len);
+            let h = usize::from(p.handle_len);
             if p.len() > p.cap() || (p.data.len() - h) % (4 + usize::from(p.stride)) != 0 {
                 return Err(format!(
                     "pool {pi}: arena of {} bytes for {} members in {} slots of {}",

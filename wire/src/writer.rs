@@ -325,8 +325,8 @@ mod tests {
         }
     }
 
-    /// A parameter of `0` bytes of value `1`, or an encoding error when
-    /// `0` is over 70000.
+    /// A parameter whose value is `.0` bytes of `.1` (an encoding error past
+    /// 65531 bytes: its length would not fit).
     struct Blob(usize, u8);
 
     impl Encode for Blob {
