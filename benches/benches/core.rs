@@ -112,3 +112,9 @@ fn bench(c: &mut Criterion) {
 
 criterion_group!(benches, bench);
 criterion_main!(benches);
+
+/// The registrar binary's allocator (`registrar/src/main.rs`), so that the
+/// figures are the ones a registrar gets; docs/benchmarks.md ("Allocator")
+/// compares it with glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

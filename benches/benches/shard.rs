@@ -411,3 +411,9 @@ fn benches(c: &mut Criterion) {
 
 criterion_group!(shard, benches);
 criterion_main!(shard);
+
+/// The registrar binary's allocator (`registrar/src/main.rs`), so that the
+/// figures are the ones a registrar gets; docs/benchmarks.md ("Allocator")
+/// compares it with glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -10,17 +10,44 @@
 //! The breakdown lists every live allocation of 1 MiB or more (the slabs,
 //! hash tables and timer heap, one by one) and the rest by size class.
 //!
+//! Each pool size is measured three times, each in a child process of its
+//! own: over the system allocator (glibc's malloc), over mimalloc (the
+//! registrar binary's allocator) with its default options, and over
+//! mimalloc with `MIMALLOC_ALLOW_THP=0` (the operator's knob in
+//! `tuning/README.md`). The allocator figure is the same for all three (the
+//! shard asks for the same bytes); the RSS shows what each allocator makes
+//! of them.
+//!
 //! Run with `cargo bench -p rserpool-benches --bench shard_memory`.
 //! `SHARD_MEMORY_PES` changes the number of PEs (default 1000000).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rserpool_benches::handlespace::{PolicyChoice, Population};
 
 struct Counting;
+
+/// Which allocator the counting one forwards to: 0 not yet decided, 1 the
+/// system's, 2 mimalloc. Decided at the first allocation from
+/// `SHARD_MEMORY_ALLOC` (read with `getenv`, which does not allocate), so
+/// every block is freed by the allocator that gave it out.
+static INNER: AtomicU8 = AtomicU8::new(0);
+
+fn use_mimalloc() -> bool {
+    let mut v = INNER.load(Ordering::Relaxed);
+    if v == 0 {
+        // SAFETY: a NUL-terminated name; the result is only compared.
+        let p = unsafe { libc::getenv(c"SHARD_MEMORY_ALLOC".as_ptr()) };
+        // SAFETY: `getenv` returns null or a NUL-terminated string.
+        let mi = !p.is_null() && unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes() == b"mimalloc";
+        v = if mi { 2 } else { 1 };
+        INNER.store(v, Ordering::Relaxed);
+    }
+    v == 2
+}
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static LIVE_COUNT: AtomicUsize = AtomicUsize::new(0);
@@ -77,28 +104,52 @@ fn untrack(p: *mut u8, size: usize) {
     }
 }
 
-// SAFETY: forwards to the system allocator unchanged; only counts.
+// SAFETY: forwards to the system allocator or mimalloc unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         // SAFETY: same contract as the caller's.
-        let p = unsafe { System.alloc(l) };
+        let p = unsafe {
+            if use_mimalloc() {
+                mimalloc::MiMalloc.alloc(l)
+            } else {
+                System.alloc(l)
+            }
+        };
         track(p, l.size());
         p
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         // SAFETY: same contract as the caller's.
-        let p = unsafe { System.alloc_zeroed(l) };
+        let p = unsafe {
+            if use_mimalloc() {
+                mimalloc::MiMalloc.alloc_zeroed(l)
+            } else {
+                System.alloc_zeroed(l)
+            }
+        };
         track(p, l.size());
         p
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         untrack(p, l.size());
         // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(p, l) }
+        unsafe {
+            if use_mimalloc() {
+                mimalloc::MiMalloc.dealloc(p, l)
+            } else {
+                System.dealloc(p, l)
+            }
+        }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         // SAFETY: same contract as the caller's.
-        let q = unsafe { System.realloc(p, l, n) };
+        let q = unsafe {
+            if use_mimalloc() {
+                mimalloc::MiMalloc.realloc(p, l, n)
+            } else {
+                System.realloc(p, l, n)
+            }
+        };
         if !q.is_null() {
             untrack(p, l.size());
             track(q, n);
@@ -146,6 +197,12 @@ fn child(pes: usize, pool_size: usize) {
     let t = Instant::now();
     let shard = pop.build();
     let took = t.elapsed();
+    if use_mimalloc() {
+        // Give back what mimalloc keeps cached for reuse, so that its RSS
+        // counts what the shard holds (glibc has no such cache to flush).
+        // SAFETY: no preconditions.
+        unsafe { libmimalloc_sys::mi_collect(true) };
+    }
     let (live1, rss1, hwm) = (
         LIVE.load(Ordering::Relaxed),
         status_bytes("VmRSS"),
@@ -156,8 +213,9 @@ fn child(pes: usize, pool_size: usize) {
     let live = live1 - live0;
     let rss = rss1.saturating_sub(rss0);
     println!(
-        "pools of {pool_size:>4}: {:>7} pools, allocator {:>6.1} B/PE ({:.1} MB live), \
+        "{}, pools of {pool_size:>4}: {:>7} pools, allocator {:>6.1} B/PE ({:.1} MB live), \
          RSS {:>6.1} B/PE ({:.1} MB; peak RSS {:.1} MB), built in {took:.2?}",
+        std::env::var("SHARD_MEMORY_LABEL").unwrap_or_default(),
         shard.pool_count(),
         per(live),
         live as f64 / 1e6,
@@ -206,6 +264,10 @@ fn child(pes: usize, pool_size: usize) {
     drop(shard);
 }
 
+/// One allocator setting to measure: its label, the `SHARD_MEMORY_ALLOC`
+/// value, and more environment for the child.
+type Allocator<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 fn main() {
     let pes: usize = std::env::var("SHARD_MEMORY_PES")
         .ok()
@@ -224,12 +286,27 @@ fn main() {
     }
     println!("{pes} PEs, one IPv4 address each, Round Robin");
     let exe = std::env::current_exe().expect("own path");
-    for p in [1, 10, 1000] {
-        let status = Command::new(&exe)
-            .env("SHARD_MEMORY_CHILD", p.to_string())
-            .env("SHARD_MEMORY_PES", pes.to_string())
-            .status()
-            .expect("run child");
-        assert!(status.success(), "pools of {p}: {status}");
+    // (label, SHARD_MEMORY_ALLOC, further environment of the child)
+    let allocators: [Allocator<'_>; 3] = [
+        ("glibc malloc", "system", &[]),
+        ("mimalloc", "mimalloc", &[]),
+        (
+            "mimalloc, THP off",
+            "mimalloc",
+            &[("MIMALLOC_ALLOW_THP", "0")],
+        ),
+    ];
+    for (label, alloc, env) in allocators {
+        for p in [1, 10, 1000] {
+            let status = Command::new(&exe)
+                .env("SHARD_MEMORY_CHILD", p.to_string())
+                .env("SHARD_MEMORY_PES", pes.to_string())
+                .env("SHARD_MEMORY_ALLOC", alloc)
+                .env("SHARD_MEMORY_LABEL", label)
+                .envs(env.iter().copied())
+                .status()
+                .expect("run child");
+            assert!(status.success(), "{label}, pools of {p}: {status}");
+        }
     }
 }

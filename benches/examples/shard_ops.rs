@@ -146,3 +146,9 @@ fn main() {
     }
     eprintln!("{count} operations done on {pes} PEs in pools of {pool_size}");
 }
+
+/// The registrar binary's allocator (`registrar/src/main.rs`), so that the
+/// figures are the ones a registrar gets; docs/benchmarks.md ("Allocator")
+/// compares it with glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

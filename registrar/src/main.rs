@@ -8,6 +8,14 @@ use std::process::ExitCode;
 use rserpool_registrar::Registrar;
 use rserpool_registrar::config::{ConfigError, Settings};
 
+/// mimalloc instead of glibc's malloc: in the shard benchmarks at 10^6 PEs
+/// it made registrations 16-45 % faster and most other operations 8-33 %
+/// (docs/benchmarks.md, "Allocator"), for 8-12 % more resident memory
+/// (transparent huge pages; `MIMALLOC_ALLOW_THP=0` trades them back, see
+/// tuning/README.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_logging(s: &Settings) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
     let filter =
