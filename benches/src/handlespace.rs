@@ -201,10 +201,18 @@ impl Population {
         s.handle_resolution(now, &hr, out);
     }
 
-    /// What a registrar core tells the prefetch stages about a request of
-    /// PE `pe` on `pool` (registration, deregistration, keep-alive ack).
+    /// What a registrar core tells the prefetch stages about a
+    /// registration or deregistration of PE `pe` on `pool`: the pool, the PE
+    /// and its association.
     pub fn target(&self, pe: usize, pool: usize) -> Target<'_> {
         Target::pe(self.handle(pool).as_bytes(), pe as u32 + 1, pe as u64 + 1)
+    }
+
+    /// What a registrar core tells the prefetch stages about PE `pe`'s
+    /// keep-alive ack: the pool and the PE, not the association (an ack does
+    /// not change its list).
+    pub fn ack_target(&self, pe: usize) -> Target<'_> {
+        Target::pe(self.handle(self.pool_of(pe)).as_bytes(), pe as u32 + 1, 0)
     }
 
     /// PE `pe` acks a keep-alive on its association.
@@ -248,10 +256,7 @@ impl Population {
                         s.pipelined(
                             group,
                             distance,
-                            |&a| {
-                                let pe = (a - 1) as usize;
-                                Some(self.target(pe, self.pool_of(pe)))
-                            },
+                            |&a| Some(self.ack_target((a - 1) as usize)),
                             |s, &a| self.ack(s, now, (a - 1) as usize),
                         );
                     }

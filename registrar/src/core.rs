@@ -20,7 +20,8 @@ use rserpool_shard::{Association, Event, Shard, Target, Time};
 use rserpool_wire::asap::AsapError;
 use rserpool_wire::enrp::EnrpMessage;
 use rserpool_wire::{
-    AsapMessage, Cause, CauseCode, Encode, OperationError, Reports, ServerId, TransportKind,
+    AsapMessage, AsapType, Cause, CauseCode, Encode, OperationError, Reports, ServerId,
+    TransportKind,
 };
 
 use crate::metrics::CoreMetrics;
@@ -364,7 +365,7 @@ impl Core {
                 *route = Some((h, r));
                 if r == Route::Shard(self.index) {
                     *slot = Some(match rserpool_wire::peek_pe_id(m) {
-                        Some(pe) => Target::pe(h, pe, conn.id),
+                        Some(pe) => Target::pe(h, pe, list_change_assoc(m, conn.id)),
                         None => Target::pool(h),
                     });
                     any = true;
@@ -609,6 +610,18 @@ fn push(out: &mut Vec<u8>, m: &impl Encode) {
     let _ = m.append_to(out);
 }
 
+/// The association to prefetch for message `m` on `conn`: only a
+/// registration or a deregistration changes its list of PEs. A keep-alive
+/// ack (whose PE is already on its list) and an unreachable report (from a
+/// PU, whose association lists no PEs) would only fetch lines they never
+/// read: two hash-table and record lines each, and some 200 instructions
+/// of prefetch stages.
+fn list_change_assoc(m: &[u8], conn: u64) -> u64 {
+    let changes = [AsapType::Registration, AsapType::Deregistration]
+        .into_iter()
+        .any(|t| m.first() == Some(&t.code()));
+    if changes { conn } else { 0 }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -617,6 +630,20 @@ mod tests {
     use rserpool_wire::{
         HandleResolutionOption, PeId, PoolElement, PoolHandle, Transport, TransportUse,
     };
+
+    #[test]
+    fn only_registrations_and_deregistrations_prefetch_their_association() {
+        for t in AsapType::ALL {
+            let m = [t.code(), 0, 0, 4];
+            let want = matches!(t, AsapType::Registration | AsapType::Deregistration);
+            assert_eq!(
+                list_change_assoc(&m, 77),
+                if want { 77 } else { 0 },
+                "{t:?}"
+            );
+        }
+        assert_eq!(list_change_assoc(&[], 77), 0);
+    }
 
     /// Collects what a core delivers to its own connections.
     #[derive(Default)]

@@ -37,8 +37,10 @@ pub struct Target<'a> {
     /// The PE's id (0: the request is about the pool, e.g. a handle
     /// resolution; 0 is no valid PE id).
     pub pe: u32,
-    /// The association the request came on (0: none or irrelevant): a
-    /// registration or deregistration updates its list of PEs.
+    /// The association the request came on, for a registration or a
+    /// deregistration, which update its list of PEs; 0 for any other
+    /// request (a keep-alive ack's PE is on its list already), so that no
+    /// stage fetches a list head the request never reads.
     pub assoc: u64,
 }
 
