@@ -24,6 +24,9 @@ pub struct Prefetch {
     pub(crate) pe_hash: u64,
     pub(crate) cand: [u32; 2],
     pub(crate) pool: u32,
+    /// The request's PE is not in its pool (stage 3 of a request about one
+    /// PE): a registration will add it.
+    pub(crate) new_pe: bool,
 }
 
 /// What a request will touch, as far as its prefetch stages can tell before
@@ -68,6 +71,7 @@ impl Default for Prefetch {
             pe_hash: 0,
             cand: [NIL; 2],
             pool: NIL,
+            new_pe: false,
         }
     }
 }

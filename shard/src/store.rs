@@ -539,7 +539,9 @@ impl Store {
     /// registration or deregistration relinks them). For a pool of at most
     /// [`SCAN_POOL`], found by stage 3, stage 3 scans the bytes stage 2 of
     /// [`Store::prefetch`] fetched, and asks for the PE's neighbours, or (a
-    /// new PE) for the free slab record it will take.
+    /// new PE) for the free slab record it will take; stage 4, for a new
+    /// PE, asks for the record of the PE at the top of the pool's selection,
+    /// whose round the new one starts in.
     pub(crate) fn prefetch_pe(&self, id: u32, ahead: &mut Prefetch, stage: usize) {
         match stage {
             0 => {
@@ -585,9 +587,27 @@ impl Store {
                         None => false,
                     }
                 };
+                ahead.new_pe = !found;
                 if !found
                     && let Some(pe) = self.free_pes.last().and_then(|&i| self.pes.get(i as usize))
                 {
+                    prefetch::span(pe, size_of::<Pe>());
+                }
+            }
+            4 if ahead.new_pe => {
+                // A new member starts in the round of the PE at the top of
+                // the pool's selection (`current_round`): that PE's record.
+                // (In a pool of one, at 10^6 PEs, that load was a quarter of
+                // a batched registration's time.)
+                let Some(p) = self.pools.get(ahead.pool as usize) else {
+                    return;
+                };
+                let top = match p.sel.as_deref() {
+                    None if p.len() == 1 => Some(member_at(&p.data, 0)),
+                    Some(Selector::Ordered(o)) => o.head().first().map(|e| e.0.idx()),
+                    _ => None,
+                };
+                if let Some(pe) = top.and_then(|i| self.pes.get(i as usize)) {
                     prefetch::span(pe, size_of::<Pe>());
                 }
             }
