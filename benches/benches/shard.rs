@@ -29,7 +29,12 @@
 //! Every timing includes encoding the response into a reused buffer; none
 //! includes decoding the request (see the `wire` benchmarks), nor choosing
 //! the targets: every operation works through a batch of targets prepared
-//! untimed. Untimed checks after each batch: every resolution was answered
+//! untimed, each with its own copy of its pool's handle, as a registrar
+//! reads a request's handle from the message it just received (until
+//! 2026-12-08 the requests read it from the table of all pool names, a
+//! cache miss per request at 10^5 and 10^6 PEs that a registrar does not
+//! have). A keep-alive's ack takes its handle from the keep-alive's bytes.
+//! Untimed checks after each batch: every resolution was answered
 //! with PEs and the last answer holds as many as the pool can give; no
 //! registration was refused; the shard has the expected number of PEs.
 //!
@@ -46,7 +51,7 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, criterion_group, criterion_main};
-use rserpool_benches::handlespace::{PolicyChoice, Population, load_of, scatter};
+use rserpool_benches::handlespace::{PolicyChoice, Population, Req, load_of, scatter};
 use rserpool_shard::{Shard, Target, Time};
 use rserpool_wire::AsapMessage;
 
@@ -58,8 +63,11 @@ struct Bench {
     /// Requests so far: drives `scatter`, so successive calls reach new PEs.
     k: u64,
     out: Vec<u8>,
-    acks: Vec<u64>,
-    batch: Vec<(usize, usize)>,
+    acks: Vec<Req>,
+    /// The requests of one timed batch, with a load for re-registrations,
+    /// prepared untimed (their handles copied in, as a read buffer holds
+    /// them).
+    batch: Vec<(Req, u32)>,
 }
 
 impl Bench {
@@ -92,8 +100,8 @@ impl Bench {
     fn timed(
         &mut self,
         group: Option<usize>,
-        target: for<'a> fn(&'a Population, &(usize, usize)) -> Target<'a>,
-        mut op: impl FnMut(&Population, &mut Shard, Time, &(usize, usize), &mut Vec<u8>),
+        target: for<'a> fn(&'a Req) -> Target<'a>,
+        mut op: impl FnMut(&Population, &mut Shard, Time, &(Req, u32), &mut Vec<u8>),
     ) -> Duration {
         let Self {
             pop,
@@ -116,7 +124,7 @@ impl Bench {
                     shard.pipelined(
                         chunk,
                         pipeline_distance(),
-                        |item| Some(target(pop, item)),
+                        |item| Some(target(&item.0)),
                         |s, item| op(pop, s, now, item, out),
                     );
                 }
@@ -140,16 +148,17 @@ impl Bench {
             left -= c;
             self.batch.clear();
             for _ in 0..c {
-                self.batch.push((scatter(self.k, pools), 0));
+                self.batch
+                    .push((self.pop.req(0, scatter(self.k, pools)), 0));
                 self.k += 1;
             }
             let before = self.shard.stats().resolutions;
             total += self.timed(
                 group,
-                |p, &(pool, _)| Target::pool(p.handle(pool).as_bytes()),
-                |p, s, now, &(pool, _), out| {
+                Population::pool_target,
+                |p, s, now, (req, _), out| {
                     out.clear();
-                    p.resolve(s, now, pool, items, out);
+                    p.resolve(s, now, req, items, out);
                     black_box(&*out);
                 },
             );
@@ -175,17 +184,14 @@ impl Bench {
             for _ in 0..c {
                 let pe = scatter(self.k, n);
                 let load = if adaptive { load_of(pe, self.k) } else { 0 };
-                self.batch.push((pe, load as usize));
+                self.batch
+                    .push((self.pop.req(pe, self.pop.pool_of(pe)), load));
                 self.k += 1;
             }
-            total += self.timed(
-                group,
-                |p, &(pe, _)| p.target(pe, p.pool_of(pe)),
-                |p, s, now, &(pe, load), out| {
-                    out.clear();
-                    black_box(p.register(s, now, pe, p.pool_of(pe), load as u32, out));
-                },
-            );
+            total += self.timed(group, Population::target, |p, s, now, (req, load), out| {
+                out.clear();
+                black_box(p.register(s, now, req, *load, out));
+            });
             assert_eq!(self.shard.pe_count(), n);
             assert_eq!(self.shard.stats().registrations_rejected, 0);
         }
@@ -201,14 +207,15 @@ impl Bench {
             left -= c;
             self.batch.clear();
             for i in 0..c as usize {
-                self.batch.push((n + i, scatter(self.k, pools)));
+                self.batch
+                    .push((self.pop.req(n + i, scatter(self.k, pools)), 0));
                 self.k += 1;
             }
-            total += self.timed(group, pe_target, add_pe);
+            total += self.timed(group, Population::target, add_pe);
             assert_eq!(self.shard.pe_count(), n + c as usize);
             assert_eq!(self.shard.pool_count(), pools);
             assert_eq!(self.shard.stats().registrations_rejected, 0);
-            self.timed(None, pe_target, remove_pe);
+            self.timed(None, Population::target, remove_pe);
             assert_eq!(self.shard.pe_count(), n);
         }
         total
@@ -224,12 +231,12 @@ impl Bench {
             self.batch.clear();
             for _ in 0..c {
                 let pe = scatter(self.k, n);
-                self.batch.push((pe, self.pop.pool_of(pe)));
+                self.batch.push((self.pop.req(pe, self.pop.pool_of(pe)), 0));
                 self.k += 1;
             }
-            total += self.timed(group, pe_target, remove_pe);
+            total += self.timed(group, Population::target, remove_pe);
             assert_eq!(self.shard.pe_count(), n - c as usize);
-            self.timed(None, pe_target, add_pe);
+            self.timed(None, Population::target, add_pe);
             assert_eq!(self.shard.pe_count(), n);
         }
         total
@@ -262,33 +269,16 @@ impl Bench {
     }
 }
 
-/// The prefetch hint of a request by PE `pe` (first) on `pool` (second).
-fn pe_target<'a>(p: &'a Population, &(pe, pool): &(usize, usize)) -> Target<'a> {
-    p.target(pe, pool)
+/// PE `req.pe` registers with `req.pool`.
+fn add_pe(p: &Population, s: &mut Shard, now: Time, (req, _): &(Req, u32), out: &mut Vec<u8>) {
+    out.clear();
+    black_box(p.register(s, now, req, load_of(req.pe, 0), out));
 }
 
-/// PE `pe` registers with `pool`.
-fn add_pe(
-    p: &Population,
-    s: &mut Shard,
-    now: Time,
-    &(pe, pool): &(usize, usize),
-    out: &mut Vec<u8>,
-) {
+/// PE `req.pe` deregisters from `req.pool`.
+fn remove_pe(p: &Population, s: &mut Shard, now: Time, (req, _): &(Req, u32), out: &mut Vec<u8>) {
     out.clear();
-    black_box(p.register(s, now, pe, pool, load_of(pe, 0), out));
-}
-
-/// PE `pe` deregisters from `pool`.
-fn remove_pe(
-    p: &Population,
-    s: &mut Shard,
-    now: Time,
-    &(pe, pool): &(usize, usize),
-    out: &mut Vec<u8>,
-) {
-    out.clear();
-    p.deregister(s, now, pe, pool, out);
+    p.deregister(s, now, req, out);
     black_box(&*out);
 }
 

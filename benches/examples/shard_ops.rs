@@ -22,8 +22,8 @@
 
 use std::hint::black_box;
 
-use rserpool_benches::handlespace::{PolicyChoice, Population, load_of, scatter};
-use rserpool_shard::{Shard, Target, Time};
+use rserpool_benches::handlespace::{PolicyChoice, Population, Req, load_of, scatter};
+use rserpool_shard::{Shard, Time};
 
 #[derive(Clone, Copy)]
 enum Op {
@@ -34,25 +34,25 @@ enum Op {
     KeepAlive,
 }
 
-/// One operation on target (PE, pool, load).
-fn one(pop: &Population, s: &mut Shard, op: Op, t: (usize, usize, u32), out: &mut Vec<u8>) {
-    let (pe, pool, load) = t;
+/// One operation on target (request, load).
+fn one(pop: &Population, s: &mut Shard, op: Op, t: &(Req, u32), out: &mut Vec<u8>) {
+    let (req, load) = t;
     out.clear();
     match op {
-        Op::Resolve3 => pop.resolve(s, Time::ZERO, pool, 3, out),
+        Op::Resolve3 => pop.resolve(s, Time::ZERO, req, 3, out),
         Op::Reregister | Op::Register => {
-            black_box(pop.register(s, Time::ZERO, pe, pool, load, out));
+            black_box(pop.register(s, Time::ZERO, req, *load, out));
         }
-        Op::Deregister => pop.deregister(s, Time::ZERO, pe, pool, out),
+        Op::Deregister => pop.deregister(s, Time::ZERO, req, out),
         Op::KeepAlive => {}
     }
     black_box(&out);
 }
 
-/// The measured part: `targets` are (PE, pool, load); `batch`: how many go
+/// The measured part: `targets` are (request, load); `batch`: how many go
 /// through the prefetch pipeline at a time (0: one by one).
 #[inline(never)]
-fn run(pop: &Population, s: &mut Shard, op: Op, targets: &[(usize, usize, u32)], batch: usize) {
+fn run(pop: &Population, s: &mut Shard, op: Op, targets: &[(Req, u32)], batch: usize) {
     let mut out = Vec::with_capacity(1 << 16);
     if let Op::KeepAlive = op {
         let mut acks = Vec::new();
@@ -65,7 +65,7 @@ fn run(pop: &Population, s: &mut Shard, op: Op, targets: &[(usize, usize, u32)],
         return;
     }
     if batch == 0 {
-        for &t in targets {
+        for t in targets {
             one(pop, s, op, t, &mut out);
         }
         return;
@@ -74,13 +74,13 @@ fn run(pop: &Population, s: &mut Shard, op: Op, targets: &[(usize, usize, u32)],
         s.pipelined(
             chunk,
             1,
-            |&(pe, pool, _)| {
+            |(req, _)| {
                 Some(match op {
-                    Op::Resolve3 => Target::pool(pop.handle(pool).as_bytes()),
-                    _ => pop.target(pe, pool),
+                    Op::Resolve3 => Population::pool_target(req),
+                    _ => Population::target(req),
                 })
             },
-            |s, &t| one(pop, s, op, t, &mut out),
+            |s, t| one(pop, s, op, t, &mut out),
         );
     }
 }
@@ -112,23 +112,23 @@ fn main() {
     let pop = Population::new(pes, pool_size, policy);
     let mut s = pop.build();
     let adaptive = policy != PolicyChoice::RoundRobin;
-    let targets: Vec<(usize, usize, u32)> = (0..count as u64)
+    let targets: Vec<(Req, u32)> = (0..count as u64)
         .map(|k| match op {
-            Op::Resolve3 => (0, scatter(k, pop.pools()), 0),
+            Op::Resolve3 => (pop.req(0, scatter(k, pop.pools())), 0),
             Op::Reregister => {
                 let pe = scatter(k, pes);
                 let load = if adaptive { load_of(pe, k) } else { 0 };
-                (pe, pop.pool_of(pe), load)
+                (pop.req(pe, pop.pool_of(pe)), load)
             }
             Op::Register => {
                 let pe = pes + k as usize;
-                (pe, scatter(k, pop.pools()), load_of(pe, 0))
+                (pop.req(pe, scatter(k, pop.pools())), load_of(pe, 0))
             }
             Op::Deregister => {
                 let pe = scatter(k, pes);
-                (pe, pop.pool_of(pe), 0)
+                (pop.req(pe, pop.pool_of(pe)), 0)
             }
-            Op::KeepAlive => (0, 0, 0),
+            Op::KeepAlive => (pop.req(0, 0), 0),
         })
         .collect();
     let batch = std::env::var("BATCH").map_or(0, |b| b.parse().expect("BATCH: a number"));

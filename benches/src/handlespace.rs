@@ -54,6 +54,28 @@ impl PolicyChoice {
 /// Bytes of a pool name (`pool-` and seven digits).
 const NAME_LEN: usize = 12;
 
+/// One request's subject, prepared before it is timed: the PE, its pool,
+/// and a copy of the pool's handle. The copy is what a registrar core reads
+/// the handle from, a message in the read buffer it just filled; reading
+/// it from the population's table of every pool name instead (10^5 or 10^6
+/// names, scattered) would add a cache miss per request that a registrar
+/// does not have.
+#[derive(Clone, Copy, Debug)]
+pub struct Req {
+    /// The PE (0-based; PE id `pe + 1`). Unused by a resolution.
+    pub pe: usize,
+    /// Its pool.
+    pub pool: usize,
+    name: [u8; NAME_LEN],
+}
+
+impl Req {
+    /// The pool handle, as the request carries it.
+    pub fn handle(&self) -> PoolHandle<'_> {
+        PoolHandle::new(&self.name).expect("short handle")
+    }
+}
+
 /// A load value that changes with `pe` and `round` (spread over the whole
 /// 32-bit range).
 pub const fn load_of(pe: usize, round: u64) -> u32 {
@@ -135,40 +157,42 @@ impl Population {
         PoolHandle::new(&self.names[pool * NAME_LEN..(pool + 1) * NAME_LEN]).expect("short handle")
     }
 
+    /// The request subject for PE `pe` in pool `pool` (a copy of the pool's
+    /// handle; see [`Req`]).
+    pub fn req(&self, pe: usize, pool: usize) -> Req {
+        let mut name = [0; NAME_LEN];
+        name.copy_from_slice(&self.names[pool * NAME_LEN..(pool + 1) * NAME_LEN]);
+        Req { pe, pool, name }
+    }
+
     /// A shard holding every PE of the population, registered at time zero.
     pub fn build(&self) -> Shard {
         let mut s = Shard::new(Self::config());
         let mut out = Vec::with_capacity(256);
         for pe in 0..self.pes {
             out.clear();
-            let o = self.register(
-                &mut s,
-                Time::ZERO,
-                pe,
-                self.pool_of(pe),
-                load_of(pe, 0),
-                &mut out,
-            );
+            let req = self.req(pe, self.pool_of(pe));
+            let o = self.register(&mut s, Time::ZERO, &req, load_of(pe, 0), &mut out);
             assert_eq!(o, RegistrationOutcome::Added);
         }
         assert_eq!(s.pe_count(), self.pes);
         s
     }
 
-    /// PE `pe` sends an ASAP_REGISTRATION for `pool` with `load` on its
-    /// association; the response is appended to `out`.
+    /// PE `req.pe` sends an ASAP_REGISTRATION for `req.pool` with `load`
+    /// on its association; the response is appended to `out`.
     pub fn register(
         &self,
         s: &mut Shard,
         now: Time,
-        pe: usize,
-        pool: usize,
+        req: &Req,
         load: u32,
         out: &mut Vec<u8>,
     ) -> RegistrationOutcome {
+        let pe = req.pe;
         let addrs = [addr(pe)];
         let reg = Registration {
-            pool_handle: self.handle(pool),
+            pool_handle: req.handle(),
             element: PoolElement {
                 id: PeId(pe as u32 + 1),
                 home_server: ServerId(0),
@@ -181,53 +205,63 @@ impl Population {
         s.handle_registration(now, &association(pe, &addrs), &reg, out)
     }
 
-    /// PE `pe` of `pool` sends an ASAP_DEREGISTRATION on its association.
-    pub fn deregister(&self, s: &mut Shard, now: Time, pe: usize, pool: usize, out: &mut Vec<u8>) {
+    /// PE `req.pe` of `req.pool` sends an ASAP_DEREGISTRATION on its
+    /// association.
+    pub fn deregister(&self, s: &mut Shard, now: Time, req: &Req, out: &mut Vec<u8>) {
+        let pe = req.pe;
         let addrs = [addr(pe)];
         let d = Deregistration {
-            pool_handle: self.handle(pool),
+            pool_handle: req.handle(),
             pe_id: PeId(pe as u32 + 1),
         };
         s.handle_deregistration(now, &association(pe, &addrs), &d, out);
     }
 
-    /// A PU asks for `items` PEs of `pool`.
-    pub fn resolve(&self, s: &mut Shard, now: Time, pool: usize, items: u32, out: &mut Vec<u8>) {
+    /// A PU asks for `items` PEs of `req.pool`.
+    pub fn resolve(&self, s: &mut Shard, now: Time, req: &Req, items: u32, out: &mut Vec<u8>) {
         let hr = HandleResolution {
             subscribe: false,
-            pool_handle: self.handle(pool),
+            pool_handle: req.handle(),
             option: Some(HandleResolutionOption { items }),
         };
         s.handle_resolution(now, &hr, out);
     }
 
     /// What a registrar core tells the prefetch stages about a
-    /// registration or deregistration of PE `pe` on `pool`: the pool, the PE
-    /// and its association.
-    pub fn target(&self, pe: usize, pool: usize) -> Target<'_> {
-        Target::pe(self.handle(pool).as_bytes(), pe as u32 + 1, pe as u64 + 1)
+    /// registration or deregistration `req`: the pool, the PE and its
+    /// association.
+    pub fn target(req: &Req) -> Target<'_> {
+        Target::pe(&req.name, req.pe as u32 + 1, req.pe as u64 + 1)
     }
 
-    /// What a registrar core tells the prefetch stages about PE `pe`'s
-    /// keep-alive ack: the pool and the PE, not the association (an ack does
-    /// not change its list).
-    pub fn ack_target(&self, pe: usize) -> Target<'_> {
-        Target::pe(self.handle(self.pool_of(pe)).as_bytes(), pe as u32 + 1, 0)
+    /// What a registrar core tells the prefetch stages about a resolution
+    /// `req`: the pool.
+    pub fn pool_target(req: &Req) -> Target<'_> {
+        Target::pool(&req.name)
     }
 
-    /// PE `pe` acks a keep-alive on its association.
-    pub fn ack(&self, s: &mut Shard, now: Time, pe: usize) {
+    /// What a registrar core tells the prefetch stages about a keep-alive
+    /// ack `req`: the pool and the PE, not the association (an ack does not
+    /// change its list).
+    pub fn ack_target(req: &Req) -> Target<'_> {
+        Target::pe(&req.name, req.pe as u32 + 1, 0)
+    }
+
+    /// PE `req.pe` acks a keep-alive on its association.
+    pub fn ack(&self, s: &mut Shard, now: Time, req: &Req) {
+        let pe = req.pe;
         let addrs = [addr(pe)];
         let ack = EndpointKeepAliveAck {
-            pool_handle: self.handle(self.pool_of(pe)),
+            pool_handle: req.handle(),
             pe_id: PeId(pe as u32 + 1),
         };
         s.handle_keep_alive_ack(now, &association(pe, &addrs), &ack);
     }
 
     /// Runs every timer due at `now`: the keep-alives are taken from
-    /// `poll_transmit` and each PE (one of the first `n`) acks at once.
-    /// `acks` is scratch space. With `pipeline` = (batch, distance) the
+    /// `poll_transmit` and each PE (one of the first `n`) acks at once,
+    /// with the pool handle its keep-alive carried (copied from the
+    /// keep-alive's bytes, as a PE echoes it). `acks` is scratch space. With `pipeline` = (batch, distance) the
     /// acks go through [`Shard::pipelined`] `batch` at a time, as a
     /// registrar core handles the messages of one read. Returns how many
     /// keep-alives were sent.
@@ -235,20 +269,35 @@ impl Population {
         &self,
         s: &mut Shard,
         now: Time,
-        acks: &mut Vec<u64>,
+        acks: &mut Vec<Req>,
         pipeline: Option<(usize, usize)>,
     ) -> usize {
         let mut sent = 0;
         loop {
             let more = s.handle_timeout(now);
             while let Some(t) = s.poll_transmit() {
-                acks.push(t.to);
+                let pe = (t.to - 1) as usize;
+                let mut name = [0; NAME_LEN];
+                // A keep-alive is header, Server Identifier (a 4-byte
+                // field), Pool Handle, ...: seen from byte 4 on, the handle
+                // is where `peek_pool_handle` looks for it.
+                let h = t
+                    .bytes
+                    .get(4..)
+                    .and_then(rserpool_wire::peek_pool_handle)
+                    .expect("a keep-alive with its pool handle");
+                name.copy_from_slice(h);
+                acks.push(Req {
+                    pe,
+                    pool: self.pool_of(pe),
+                    name,
+                });
             }
             sent += acks.len();
             match pipeline {
                 None => {
-                    for &a in acks.iter() {
-                        self.ack(s, now, (a - 1) as usize);
+                    for a in acks.iter() {
+                        self.ack(s, now, a);
                     }
                 }
                 Some((batch, distance)) => {
@@ -256,8 +305,8 @@ impl Population {
                         s.pipelined(
                             group,
                             distance,
-                            |&a| Some(self.ack_target((a - 1) as usize)),
-                            |s, &a| self.ack(s, now, (a - 1) as usize),
+                            |a| Some(Self::ack_target(a)),
+                            |s, a| self.ack(s, now, a),
                         );
                     }
                 }
@@ -294,7 +343,7 @@ mod tests {
 
     fn resolved(pop: &Population, s: &mut Shard, pool: usize, items: u32) -> Vec<u32> {
         let mut out = Vec::new();
-        pop.resolve(s, Time::ZERO, pool, items, &mut out);
+        pop.resolve(s, Time::ZERO, &pop.req(0, pool), items, &mut out);
         let AsapMessage::HandleResolutionResponse(r) = AsapMessage::parse(&out).unwrap() else {
             panic!("not a response")
         };
@@ -336,13 +385,14 @@ mod tests {
                 // Re-registration updates, deregistration removes, a fresh PE
                 // joins an existing pool.
                 let mut out = Vec::new();
-                let o = pop.register(&mut s, Time::ZERO, 5, pop.pool_of(5), 7, &mut out);
+                let (old, new) = (pop.req(5, pop.pool_of(5)), pop.req(2000, 1));
+                let o = pop.register(&mut s, Time::ZERO, &old, 7, &mut out);
                 assert_eq!(o, RegistrationOutcome::Updated);
-                let o = pop.register(&mut s, Time::ZERO, 2000, 1, 7, &mut out);
+                let o = pop.register(&mut s, Time::ZERO, &new, 7, &mut out);
                 assert_eq!(o, RegistrationOutcome::Added);
                 assert_eq!(s.pool_count(), pop.pools());
-                pop.deregister(&mut s, Time::ZERO, 2000, 1, &mut out);
-                pop.deregister(&mut s, Time::ZERO, 5, pop.pool_of(5), &mut out);
+                pop.deregister(&mut s, Time::ZERO, &new, &mut out);
+                pop.deregister(&mut s, Time::ZERO, &old, &mut out);
                 assert_eq!(s.pe_count(), 1999);
                 s.check_invariants().unwrap();
             }

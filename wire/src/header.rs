@@ -115,9 +115,10 @@ pub fn frame_len(stream: &[u8]) -> Result<Option<usize>, Error> {
 /// The Pool Handle of an ASAP message, if its first parameter is one, without
 /// parsing the rest: a cheap look-ahead for routing and prefetching a batch
 /// before the messages are parsed one by one. Registration, Deregistration,
-/// Handle Resolution, Endpoint Keep Alive (Ack) and Endpoint Unreachable all
-/// start with it (RFC 5352 §2.2). A hint only: the message may still turn out
-/// malformed when parsed.
+/// Handle Resolution, Endpoint Keep Alive Ack and Endpoint Unreachable all
+/// start with it (RFC 5352 §2.2; an Endpoint Keep Alive has its 4-byte Server
+/// Identifier field first, so this gives `None` for it). A hint only: the message
+/// may still turn out malformed when parsed.
 pub fn peek_pool_handle(msg: &[u8]) -> Option<&[u8]> {
     let ty = u16::from_be_bytes([*msg.get(4)?, *msg.get(5)?]);
     let len = usize::from(u16::from_be_bytes([*msg.get(6)?, *msg.get(7)?]));
