@@ -234,7 +234,7 @@ impl Bench {
                 self.batch.push((self.pop.req(pe, self.pop.pool_of(pe)), 0));
                 self.k += 1;
             }
-            total += self.timed(group, Population::target, remove_pe);
+            total += self.timed(group, Population::removal_target, remove_pe);
             assert_eq!(self.shard.pe_count(), n - c as usize);
             self.timed(None, Population::target, add_pe);
             assert_eq!(self.shard.pe_count(), n);

@@ -77,6 +77,7 @@ fn run(pop: &Population, s: &mut Shard, op: Op, targets: &[(Req, u32)], batch: u
             |(req, _)| {
                 Some(match op {
                     Op::Resolve3 => Population::pool_target(req),
+                    Op::Deregister => Population::removal_target(req),
                     _ => Population::target(req),
                 })
             },

@@ -234,6 +234,13 @@ impl Population {
         Target::pe(&req.name, req.pe as u32 + 1, req.pe as u64 + 1)
     }
 
+    /// What a registrar core tells the prefetch stages about a
+    /// deregistration `req`: as [`Population::target`], and that the PE
+    /// leaves its pool.
+    pub fn removal_target(req: &Req) -> Target<'_> {
+        Target::removal(&req.name, req.pe as u32 + 1, req.pe as u64 + 1)
+    }
+
     /// What a registrar core tells the prefetch stages about a resolution
     /// `req`: the pool.
     pub fn pool_target(req: &Req) -> Target<'_> {

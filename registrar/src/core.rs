@@ -365,7 +365,7 @@ impl Core {
                 *route = Some((h, r));
                 if r == Route::Shard(self.index) {
                     *slot = Some(match rserpool_wire::peek_pe_id(m) {
-                        Some(pe) => Target::pe(h, pe, list_change_assoc(m, conn.id)),
+                        Some(pe) => pe_target(m, h, pe, conn.id),
                         None => Target::pool(h),
                     });
                     any = true;
@@ -610,17 +610,18 @@ fn push(out: &mut Vec<u8>, m: &impl Encode) {
     let _ = m.append_to(out);
 }
 
-/// The association to prefetch for message `m` on `conn`: only a
-/// registration or a deregistration changes its list of PEs. A keep-alive
-/// ack (whose PE is already on its list) and an unreachable report (from a
-/// PU, whose association lists no PEs) would only fetch lines they never
-/// read: two hash-table and record lines each, and some 200 instructions
-/// of prefetch stages.
-fn list_change_assoc(m: &[u8], conn: u64) -> u64 {
-    let changes = [AsapType::Registration, AsapType::Deregistration]
-        .into_iter()
-        .any(|t| m.first() == Some(&t.code()));
-    if changes { conn } else { 0 }
+/// The prefetch target of message `m` about PE `pe` of pool `h`, received
+/// on `conn`. Only a registration or a deregistration changes the
+/// association's list of PEs, so only they name it: a keep-alive ack (whose
+/// PE is already on its list) and an unreachable report (from a PU, whose
+/// association lists no PEs) would fetch lines they never read. A
+/// deregistration is a removal (the pool's last member moves into its slot).
+fn pe_target<'a>(m: &[u8], h: &'a [u8], pe: u32, conn: u64) -> Target<'a> {
+    match m.first().map(|&c| AsapType::from_code(c)) {
+        Some(AsapType::Registration) => Target::pe(h, pe, conn),
+        Some(AsapType::Deregistration) => Target::removal(h, pe, conn),
+        _ => Target::pe(h, pe, 0),
+    }
 }
 #[cfg(test)]
 mod tests {
@@ -635,14 +636,13 @@ mod tests {
     fn only_registrations_and_deregistrations_prefetch_their_association() {
         for t in AsapType::ALL {
             let m = [t.code(), 0, 0, 4];
+            let got = pe_target(&m, b"h", 5, 77);
             let want = matches!(t, AsapType::Registration | AsapType::Deregistration);
-            assert_eq!(
-                list_change_assoc(&m, 77),
-                if want { 77 } else { 0 },
-                "{t:?}"
-            );
+            assert_eq!(got.assoc, if want { 77 } else { 0 }, "{t:?}");
+            assert_eq!(got.removes, *t == AsapType::Deregistration, "{t:?}");
+            assert_eq!((got.handle, got.pe), (&b"h"[..], 5), "{t:?}");
         }
-        assert_eq!(list_change_assoc(&[], 77), 0);
+        assert_eq!(pe_target(&[], b"h", 5, 77).assoc, 0);
     }
 
     /// Collects what a core delivers to its own connections.

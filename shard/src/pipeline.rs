@@ -45,6 +45,10 @@ pub struct Target<'a> {
     /// request (a keep-alive ack's PE is on its list already), so that no
     /// stage fetches a list head the request never reads.
     pub assoc: u64,
+    /// The request removes the PE (a deregistration): the pool's last
+    /// member moves into its slot, so the stages fetch that member's bytes
+    /// and record too.
+    pub removes: bool,
 }
 
 impl<'a> Target<'a> {
@@ -54,12 +58,28 @@ impl<'a> Target<'a> {
             handle,
             pe: 0,
             assoc: 0,
+            removes: false,
         }
     }
 
     /// A request about PE `pe` of pool `handle`, on association `assoc`.
     pub const fn pe(handle: &'a [u8], pe: u32, assoc: u64) -> Self {
-        Self { handle, pe, assoc }
+        Self {
+            handle,
+            pe,
+            assoc,
+            removes: false,
+        }
+    }
+
+    /// A deregistration of PE `pe` of pool `handle` on association `assoc`.
+    pub const fn removal(handle: &'a [u8], pe: u32, assoc: u64) -> Self {
+        Self {
+            handle,
+            pe,
+            assoc,
+            removes: true,
+        }
     }
 }
 

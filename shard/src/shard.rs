@@ -294,7 +294,8 @@ impl Shard {
             self.store.prefetch(target.handle, state, stage);
         }
         if target.pe != 0 {
-            self.store.prefetch_pe(target.pe, state, stage);
+            self.store
+                .prefetch_pe(target.pe, target.removes, state, stage);
         }
         if target.assoc != 0 && stage < 2 {
             // The association's list head: its index slot, then its record.

@@ -541,8 +541,13 @@ impl Store {
     /// [`Store::prefetch`] fetched, and asks for the PE's neighbours, or (a
     /// new PE) for the free slab record it will take; stage 4, for a new
     /// PE, asks for the record of the PE at the top of the pool's selection,
-    /// whose round the new one starts in.
-    pub(crate) fn prefetch_pe(&self, id: u32, ahead: &mut Prefetch, stage: usize) {
+    /// whose round the new one starts in. For a removal (`removes`), stage 3
+    /// asks for the pool's last member's index and stored bytes, which move
+    /// into the leaving PE's slot, and stage 4 for that member's record.
+    pub(crate) fn prefetch_pe(&self, id: u32, removes: bool, ahead: &mut Prefetch, stage: usize) {
+        if removes && stage >= 3 {
+            self.prefetch_last_member(ahead.pool, stage);
+        }
         match stage {
             0 => {
                 ahead.pe_hash = pe_hash(&self.hasher, ahead.hash, id);
@@ -612,6 +617,29 @@ impl Store {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Stage 3 or 4 of a removal from `pool`: see [`Store::prefetch_pe`].
+    fn prefetch_last_member(&self, pool: u32, stage: usize) {
+        let Some(p) = self.pools.get(pool as usize) else {
+            return;
+        };
+        let Some(last) = p.len().checked_sub(1).filter(|&l| l > 0) else {
+            return; // a pool of one: nothing moves
+        };
+        if stage == 3 {
+            let end = p.data.len() - 4 * last;
+            if let Some(m) = p.data.get(end.saturating_sub(4)..end) {
+                prefetch::line(m.as_ptr());
+            }
+            if let Some(b) = p.data.get(p.bytes_at(last)..) {
+                prefetch::span(b.as_ptr(), usize::from(p.stride).min(b.len()));
+            }
+        } else if stage == 4
+            && let Some(pe) = self.pes.get(member_at(&p.data, last) as usize)
+        {
+            prefetch::span(pe, size_of::<Pe>());
         }
     }
 

@@ -73,18 +73,33 @@ fn run(s: &mut Shard, op: &Op, out: &mut Vec<u8>) {
 }
 
 /// What a registrar would tell the prefetch stages about `op` (the PE id
-/// and association peeked from the message), or with `wrong`, a hint that
-/// names another PE and association: hints never change answers.
+/// and association peeked from the message, and whether it removes the
+/// PE), or with `wrong`, a hint that names another PE and association and
+/// says the opposite about removal: hints never change answers.
 fn target_of<'a>(op: &Op, names: &'a [String], wrong: bool) -> Target<'a> {
     let skew = if wrong { 7 } else { 0 };
     match *op {
         Op::Resolve(p, _) => Target::pool(names[p].as_bytes()),
-        Op::Register(p, id) => Target::pe(
-            names[p].as_bytes(),
-            10_000 + id + skew,
-            u64::from(10_000 + id),
-        ),
-        Op::Deregister(p, id) => Target::pe(names[p].as_bytes(), id + skew, u64::from(id + skew)),
+        Op::Register(p, id) => {
+            let (h, pe, a) = (
+                names[p].as_bytes(),
+                10_000 + id + skew,
+                u64::from(10_000 + id),
+            );
+            if wrong {
+                Target::removal(h, pe, a)
+            } else {
+                Target::pe(h, pe, a)
+            }
+        }
+        Op::Deregister(p, id) => {
+            let (h, pe, a) = (names[p].as_bytes(), id + skew, u64::from(id + skew));
+            if wrong {
+                Target::pe(h, pe, a)
+            } else {
+                Target::removal(h, pe, a)
+            }
+        }
     }
 }
 
@@ -141,6 +156,7 @@ fn single_prefetch_stages_are_harmless_on_any_handle() {
             s.prefetch(Target::pool(h.as_bytes()), stage);
             for pe in [1, 2, 36, 99, u32::MAX] {
                 s.prefetch(Target::pe(h.as_bytes(), pe, u64::from(pe)), stage);
+                s.prefetch(Target::removal(h.as_bytes(), pe, u64::from(pe)), stage);
             }
         }
     }
