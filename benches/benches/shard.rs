@@ -269,13 +269,13 @@ impl Bench {
     }
 }
 
-/// PE `req.pe` registers with `req.pool`.
+/// PE `req.pe` registers with the request's pool.
 fn add_pe(p: &Population, s: &mut Shard, now: Time, (req, _): &(Req, u32), out: &mut Vec<u8>) {
     out.clear();
     black_box(p.register(s, now, req, load_of(req.pe, 0), out));
 }
 
-/// PE `req.pe` deregisters from `req.pool`.
+/// PE `req.pe` deregisters from the request's pool.
 fn remove_pe(p: &Population, s: &mut Shard, now: Time, (req, _): &(Req, u32), out: &mut Vec<u8>) {
     out.clear();
     p.deregister(s, now, req, out);

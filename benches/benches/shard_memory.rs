@@ -49,6 +49,15 @@ fn use_mimalloc() -> bool {
     v == 2
 }
 
+/// The allocator the counting one forwards to.
+fn inner() -> &'static dyn GlobalAlloc {
+    if use_mimalloc() {
+        &mimalloc::MiMalloc
+    } else {
+        &System
+    }
+}
+
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static LIVE_COUNT: AtomicUsize = AtomicUsize::new(0);
 
@@ -108,48 +117,24 @@ fn untrack(p: *mut u8, size: usize) {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         // SAFETY: same contract as the caller's.
-        let p = unsafe {
-            if use_mimalloc() {
-                mimalloc::MiMalloc.alloc(l)
-            } else {
-                System.alloc(l)
-            }
-        };
+        let p = unsafe { inner().alloc(l) };
         track(p, l.size());
         p
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         // SAFETY: same contract as the caller's.
-        let p = unsafe {
-            if use_mimalloc() {
-                mimalloc::MiMalloc.alloc_zeroed(l)
-            } else {
-                System.alloc_zeroed(l)
-            }
-        };
+        let p = unsafe { inner().alloc_zeroed(l) };
         track(p, l.size());
         p
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         untrack(p, l.size());
         // SAFETY: same contract as the caller's.
-        unsafe {
-            if use_mimalloc() {
-                mimalloc::MiMalloc.dealloc(p, l)
-            } else {
-                System.dealloc(p, l)
-            }
-        }
+        unsafe { inner().dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         // SAFETY: same contract as the caller's.
-        let q = unsafe {
-            if use_mimalloc() {
-                mimalloc::MiMalloc.realloc(p, l, n)
-            } else {
-                System.realloc(p, l, n)
-            }
-        };
+        let q = unsafe { inner().realloc(p, l, n) };
         if !q.is_null() {
             untrack(p, l.size());
             track(q, n);

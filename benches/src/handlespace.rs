@@ -54,8 +54,8 @@ impl PolicyChoice {
 /// Bytes of a pool name (`pool-` and seven digits).
 const NAME_LEN: usize = 12;
 
-/// One request's subject, prepared before it is timed: the PE, its pool,
-/// and a copy of the pool's handle. The copy is what a registrar core reads
+/// One request's subject, prepared before it is timed: the PE and a copy of
+/// its pool's handle. The copy is what a registrar core reads
 /// the handle from, a message in the read buffer it just filled; reading
 /// it from the population's table of every pool name instead (10^5 or 10^6
 /// names, scattered) would add a cache miss per request that a registrar
@@ -64,8 +64,6 @@ const NAME_LEN: usize = 12;
 pub struct Req {
     /// The PE (0-based; PE id `pe + 1`). Unused by a resolution.
     pub pe: usize,
-    /// Its pool.
-    pub pool: usize,
     name: [u8; NAME_LEN],
 }
 
@@ -162,7 +160,7 @@ impl Population {
     pub fn req(&self, pe: usize, pool: usize) -> Req {
         let mut name = [0; NAME_LEN];
         name.copy_from_slice(&self.names[pool * NAME_LEN..(pool + 1) * NAME_LEN]);
-        Req { pe, pool, name }
+        Req { pe, name }
     }
 
     /// A shard holding every PE of the population, registered at time zero.
@@ -179,8 +177,8 @@ impl Population {
         s
     }
 
-    /// PE `req.pe` sends an ASAP_REGISTRATION for `req.pool` with `load`
-    /// on its association; the response is appended to `out`.
+    /// PE `req.pe` sends an ASAP_REGISTRATION for the request's pool with
+    /// `load` on its association; the response is appended to `out`.
     pub fn register(
         &self,
         s: &mut Shard,
@@ -205,8 +203,8 @@ impl Population {
         s.handle_registration(now, &association(pe, &addrs), &reg, out)
     }
 
-    /// PE `req.pe` of `req.pool` sends an ASAP_DEREGISTRATION on its
-    /// association.
+    /// PE `req.pe` sends an ASAP_DEREGISTRATION from the request's pool on
+    /// its association.
     pub fn deregister(&self, s: &mut Shard, now: Time, req: &Req, out: &mut Vec<u8>) {
         let pe = req.pe;
         let addrs = [addr(pe)];
@@ -217,7 +215,7 @@ impl Population {
         s.handle_deregistration(now, &association(pe, &addrs), &d, out);
     }
 
-    /// A PU asks for `items` PEs of `req.pool`.
+    /// A PU asks for `items` PEs of the request's pool.
     pub fn resolve(&self, s: &mut Shard, now: Time, req: &Req, items: u32, out: &mut Vec<u8>) {
         let hr = HandleResolution {
             subscribe: false,
@@ -294,11 +292,7 @@ impl Population {
                     .and_then(rserpool_wire::peek_pool_handle)
                     .expect("a keep-alive with its pool handle");
                 name.copy_from_slice(h);
-                acks.push(Req {
-                    pe,
-                    pool: self.pool_of(pe),
-                    name,
-                });
+                acks.push(Req { pe, name });
             }
             sent += acks.len();
             match pipeline {

@@ -623,6 +623,7 @@ fn pe_target<'a>(m: &[u8], h: &'a [u8], pe: u32, conn: u64) -> Target<'a> {
         _ => Target::pe(h, pe, 0),
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,9 +32,9 @@ use rserpool_wire::asap::{
 };
 use rserpool_wire::enrp::{HandleUpdate, UpdateAction};
 use rserpool_wire::{
-    APPEND_GUESS, AsapMessage, AsapType, Cause, CauseCode, Encode, EncodeError, OperationError,
-    PeId, Policy, PolicyParam, PoolElement, PoolHandle, Seq, ServerId, Transport, TransportKind,
-    TransportUse, Writer, param_type,
+    AsapMessage, AsapType, Cause, CauseCode, Encode, OperationError, PeId, Policy, PolicyParam,
+    PoolElement, PoolHandle, Seq, ServerId, Transport, TransportKind, TransportUse, Writer,
+    param_type,
 };
 
 use crate::addr;
@@ -1369,24 +1369,12 @@ fn values(p: &Policy) -> [u32; 4] {
     v
 }
 
-/// Encodes a PE for storage into the start of `scratch`; returns the
+/// Encodes a PE for storage into the start of `scratch`
+/// ([`Encode::encode_over`]: nothing zeroed again per PE); returns the
 /// encoding's length and the offset of its ASAP transport (its end if it has
-/// none). `scratch` keeps its length from one call to the next: the encoder
-/// writes every byte of the encoding, pads included, so the bytes after it
-/// need not be zeroed again each time (that was a 512-byte `memset` on every
-/// registration).
+/// none).
 fn encode_pe(el: &PoolElement<'_>, scratch: &mut Vec<u8>) -> Option<(usize, u16)> {
-    if scratch.len() < APPEND_GUESS {
-        scratch.resize(APPEND_GUESS, 0);
-    }
-    let n = match el.encode(scratch) {
-        Err(EncodeError::BufferTooSmall { needed }) => {
-            scratch.resize(needed, 0);
-            el.encode(scratch)
-        }
-        r => r,
-    }
-    .ok()?;
+    let n = el.encode_over(scratch).ok()?;
     // Stored slots are at most 64 KiB - 1 wide (see `store::Pool`).
     u16::try_from(n).ok()?;
     let asap_off = match el.asap_transport {
@@ -1404,31 +1392,45 @@ mod tests {
     use super::*;
     use rserpool_wire::asap::HandleResolution;
 
-    #[test]
-    fn sequence_numbers_renumber_before_wrapping() {
-        let mut s = Shard::new(Config {
+    /// A shard that accepts loopback-scope and private addresses.
+    fn shard() -> Shard {
+        Shard::new(Config {
             min_address_scope: addr::Scope::Loopback,
             ..Config::default()
-        });
+        })
+    }
+
+    /// PE `id` registering with Round Robin pool `p` over SCTP on `addrs`.
+    fn rr_registration(id: u32, addrs: &[IpAddr]) -> Registration<'_> {
+        Registration {
+            pool_handle: PoolHandle::new(b"p").unwrap(),
+            element: PoolElement {
+                id: PeId(id),
+                home_server: ServerId(0),
+                registration_life: 1000,
+                user_transport: Transport::sctp(7, TransportUse::DATA_ONLY, addrs),
+                policy: Policy::RoundRobin {}.into(),
+                asap_transport: None,
+            },
+        }
+    }
+
+    /// SCTP association `id` from `addrs`, port 9.
+    fn sctp_assoc(id: u64, addrs: &[IpAddr]) -> Association<'_> {
+        Association {
+            id,
+            transport: TransportKind::Sctp,
+            addrs,
+            port: 9,
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_renumber_before_wrapping() {
+        let mut s = shard();
         let addrs = [IpAddr::from([10, 0, 0, 1])];
         for id in 1..=4u32 {
-            let reg = Registration {
-                pool_handle: PoolHandle::new(b"p").unwrap(),
-                element: PoolElement {
-                    id: PeId(id),
-                    home_server: ServerId(0),
-                    registration_life: 1000,
-                    user_transport: Transport::sctp(1, TransportUse::DATA_ONLY, &addrs),
-                    policy: Policy::RoundRobin {}.into(),
-                    asap_transport: None,
-                },
-            };
-            let a = Association {
-                id: 1,
-                transport: TransportKind::Sctp,
-                addrs: &addrs,
-                port: 1,
-            };
+            let (reg, a) = (rr_registration(id, &addrs), sctp_assoc(1, &addrs));
             s.handle_registration(Time::ZERO, &a, &reg, &mut Vec::new());
         }
         let pool = s.store.find_pool(b"p").unwrap();
@@ -1458,30 +1460,11 @@ mod tests {
     /// afresh, with nothing of the long one's bytes.
     #[test]
     fn a_short_pe_after_a_long_one_is_stored_exactly() {
-        let mut s = Shard::new(Config {
-            min_address_scope: addr::Scope::Loopback,
-            ..Config::default()
-        });
+        let mut s = shard();
         let many: Vec<IpAddr> = (1..=40u8).map(|i| IpAddr::from([10, 0, 1, i])).collect();
         let one = [IpAddr::from([10, 0, 2, 1])];
         for (id, addrs, assoc) in [(1u32, &many[..], 1u64), (2, &one[..], 2), (1, &one[..], 3)] {
-            let reg = Registration {
-                pool_handle: PoolHandle::new(b"p").unwrap(),
-                element: PoolElement {
-                    id: PeId(id),
-                    home_server: ServerId(0),
-                    registration_life: 1000,
-                    user_transport: Transport::sctp(7, TransportUse::DATA_ONLY, addrs),
-                    policy: Policy::RoundRobin {}.into(),
-                    asap_transport: None,
-                },
-            };
-            let a = Association {
-                id: assoc,
-                transport: TransportKind::Sctp,
-                addrs,
-                port: 9,
-            };
+            let (reg, a) = (rr_registration(id, addrs), sctp_assoc(assoc, addrs));
             let mut out = Vec::new();
             let outcome = s.handle_registration(Time::ZERO, &a, &reg, &mut out);
             assert!(

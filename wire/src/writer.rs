@@ -235,6 +235,26 @@ pub trait Encode {
         result
     }
 
+    /// Encodes at the start of `buf`, a scratch buffer reused from one call
+    /// to the next; returns the encoding's length (`buf[..n]`). `buf` is
+    /// grown (zeroed) to at least [`APPEND_GUESS`] bytes, or to the length
+    /// needed, and never shrunk: the writer writes every byte of the
+    /// encoding, pads included, so what an earlier call left after it needs
+    /// no zeroing. For a caller that encodes many values into one scratch
+    /// buffer ([`Encode::append_to`] zeroes its guess every time).
+    fn encode_over(&self, buf: &mut Vec<u8>) -> Result<usize, EncodeError> {
+        if buf.len() < APPEND_GUESS {
+            buf.resize(APPEND_GUESS, 0);
+        }
+        match self.encode(buf) {
+            Err(EncodeError::BufferTooSmall { needed }) => {
+                buf.resize(needed, 0);
+                self.encode(buf)
+            }
+            r => r,
+        }
+    }
+
     /// Encodes into a new vector (a convenience that allocates; not for hot paths).
     fn to_vec(&self) -> Result<Vec<u8>, EncodeError> {
         let mut v = vec![0; self.encoded_len()];
@@ -350,6 +370,15 @@ mod tests {
             assert_eq!(&out[..7], &[0xee; 7], "{n}: earlier bytes kept");
             assert_eq!(&out[7..], &want[..], "{n}");
         }
+        // Over a reused scratch buffer: a short encoding after a long one
+        // is exact in its first `n` bytes, whatever the buffer held.
+        let mut scratch = vec![0xee; 3];
+        for n in [5000, 0, 3, APPEND_GUESS - 3, 7] {
+            let b = Blob(n, 0x5a);
+            let got = b.encode_over(&mut scratch).unwrap();
+            assert_eq!(&scratch[..got], &b.to_vec().unwrap()[..], "over, {n}");
+        }
+        assert!(scratch.len() >= 5000, "never shrunk");
         // Too large for a 16-bit length: an error, and `out` as it was.
         let mut out = vec![1, 2, 3];
         assert!(Blob(70_000, 1).append_to(&mut out).is_err());
