@@ -18,6 +18,7 @@
 pub mod addr;
 pub mod checksum;
 mod config;
+mod dheap;
 mod index;
 pub mod mesh;
 mod owners;
@@ -31,6 +32,7 @@ mod slab;
 mod store;
 mod time;
 mod timer;
+mod weights;
 
 pub use config::{Config, LifeUnit};
 pub use pipeline::{Prefetch, Target};

@@ -191,6 +191,13 @@ impl Kind {
         }
     }
 
+    /// Whether every PE's key is the same forever (round robin): then a
+    /// selected PE, taking the pool's next sequence number, always moves
+    /// behind all others.
+    pub fn fixed_key(self) -> bool {
+        self.family() == Family::Ordered && self.0 == PolicyType::ROUND_ROBIN
+    }
+
     /// Weighted family: the PE's weight in the draw (0 = never drawn).
     pub fn weight(self, s: &PolicyState) -> u64 {
         let (a, b) = (u64::from(s.a), u64::from(s.b));

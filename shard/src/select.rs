@@ -1,17 +1,16 @@
-//! The two selection structures a pool can hold (see [`crate::policy`]).
+//! The ordered selection structure a pool can hold (see [`crate::policy`];
+//! the weighted family's is [`crate::weights`]).
 //!
-//! * [`Ordered`]: a binary min-heap of `(key, seq)` with lazy deletion: an
-//!   entry whose key or sequence number no longer matches its PE's is stale
-//!   and skipped.
-//!   Taking the first `n` PEs pops `n` live entries (ascending order) and
-//!   pushes them back, the first `max_increment` with their new keys: O(n log
-//!   size). Stale entries are swept when they outnumber the live ones.
-//! * [`Fenwick`]: a binary indexed tree of weights over the pool's member
-//!   slots, so a weighted draw is O(log size); drawn slots are zeroed while a
-//!   request draws (no replacement) and restored afterwards.
+//! [`Ordered`] keeps `(key, seq)` entries with lazy deletion: an entry whose
+//! key or sequence number no longer matches its PE's is stale and skipped;
+//! stale entries are swept when they outnumber the live ones. Two shapes,
+//! chosen by policy: a queue for round robin, an eight-ary heap
+//! ([`crate::dheap`]) for every other ordered policy.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
+
+use crate::dheap::DHeap;
 
 /// One heap entry (16 bytes): a PE's key and sequence number when it was
 /// pushed, its slab index (24 bits) and the PE's stamp at that time (8
@@ -40,181 +39,358 @@ impl Entry {
     pub(crate) const fn stamp(&self) -> u8 {
         (self.tag >> 24) as u8
     }
+
+    /// The entry as one number that orders like it.
+    const fn bits(&self) -> u128 {
+        ((self.key as u128) << 64) | ((self.seq as u128) << 32) | self.tag as u128
+    }
+
+    const fn from_bits(b: u128) -> Self {
+        Self {
+            key: (b >> 64) as u64,
+            seq: (b >> 32) as u32,
+            tag: b as u32,
+        }
+    }
 }
 
-/// Ordered selection: the pool's PEs by ascending `(key, seq)`.
-#[derive(Debug, Default)]
-pub(crate) struct Ordered {
-    heap: BinaryHeap<Reverse<Entry>>,
+/// Ordered selection: the pool's PEs by ascending `(key, seq)`, in one of
+/// two shapes.
+///
+/// A selection reads the first `n` live entries and renews the first
+/// `renewals` of them (new sequence number, advanced counters). Both shapes
+/// do that touching a few cache lines, not `n` pops and pushes through the
+/// whole structure (in a pool of 1000 at 10^6 PEs, those were 70 % of a
+/// resolution's time, each level of a sift another line from memory).
+#[derive(Debug)]
+pub(crate) enum Ordered {
+    /// Any key: an eight-ary min-heap ([`DHeap`]). The first `n` are found
+    /// by a best-first walk from the root that moves nothing; a renewal
+    /// replaces the root in place and sifts it down only as far as its new
+    /// key goes (in a steady least-used pool, to the bottom: the prefetch
+    /// stages follow that path, see [`Ordered::prefetch_path`]).
+    Heap(DHeap),
+    /// A key that never changes (round robin): a renewed entry takes the
+    /// pool's next sequence number, the largest, so it goes to the back and
+    /// the order is a queue. Selections take from the front and put back at
+    /// both ends. An entry pushed out of order (never, for round robin) is
+    /// inserted in place.
+    Queue(VecDeque<Entry>),
+}
+
+impl Default for Ordered {
+    fn default() -> Self {
+        Self::Heap(DHeap::default())
+    }
+}
+
+/// Whether `v` should grow by one entry: most pools are small, so they grow
+/// one by one at first (16-byte entries: cheap to copy), then double.
+fn grow_by_one(len: usize, cap: usize) -> bool {
+    len == cap && len < crate::store::SMALL_POOL
+}
+
+fn heap_push(h: &mut DHeap, e: Entry) {
+    h.push(e.bits(), crate::store::SMALL_POOL);
+}
+
+fn queue_push(q: &mut VecDeque<Entry>, e: Entry) {
+    if grow_by_one(q.len(), q.capacity()) {
+        q.reserve_exact(1);
+    }
+    // From the back: a renewed round-robin entry belongs there.
+    let at = q.iter().rposition(|x| *x <= e).map_or(0, |i| i + 1);
+    q.insert(at, e);
 }
 
 impl Ordered {
-    /// An empty heap with room for `n` entries.
-    pub(crate) fn with_capacity(n: usize) -> Self {
-        Self {
-            heap: BinaryHeap::with_capacity(n),
+    /// An empty selection with room for `n` entries; a queue if the pool's
+    /// keys never change (`fixed_key`).
+    pub(crate) fn with_capacity(n: usize, fixed_key: bool) -> Self {
+        if fixed_key {
+            Self::Queue(VecDeque::with_capacity(n))
+        } else {
+            Self::Heap(DHeap::with_capacity(n))
         }
     }
 
+    /// Adds an entry in its place.
     pub(crate) fn push(&mut self, e: Entry) {
-        if self.heap.len() == self.heap.capacity() && self.heap.len() < crate::store::SMALL_POOL {
-            // Most pools are small: grow one by one at first (16-byte
-            // entries: cheap to copy), then double from 16.
-            self.heap.reserve_exact(1);
+        match self {
+            Self::Heap(h) => heap_push(h, e),
+            Self::Queue(q) => queue_push(q, e),
         }
-        self.heap.push(Reverse(e));
     }
 
-    /// The heap's array: its first entries are the smallest (stale ones
-    /// included), which is what a selection will look at first.
-    pub(crate) fn head(&self) -> &[Reverse<Entry>] {
-        self.heap.as_slice()
-    }
-
-    /// Pops live entries in order until `n` are found (or none are left).
-    /// The caller pushes them back.
-    pub(crate) fn take_first(
+    /// Appends the first `n` live entries, in order, to `out` (which the
+    /// caller cleared) and renews the first `renewals` of them: `renew`
+    /// updates the PE behind an entry and returns its new entry. `live`
+    /// and `renew` get `ctx`, the PE records. `frontier` is scratch space
+    /// kept by the caller so that nothing is allocated per selection.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn select<C: ?Sized>(
         &mut self,
+        ctx: &mut C,
         n: usize,
-        live: impl Fn(&Entry) -> bool,
+        renewals: usize,
+        live: impl Fn(&C, &Entry) -> bool,
+        mut renew: impl FnMut(&mut C, &Entry) -> Entry,
         out: &mut Vec<Entry>,
+        frontier: &mut Vec<Reverse<(u128, u32)>>,
     ) {
-        while out.len() < n {
-            let Some(Reverse(e)) = self.heap.pop() else {
-                break;
-            };
-            if live(&e) {
-                out.push(e);
+        match self {
+            Self::Queue(q) => {
+                while out.len() < n {
+                    let Some(e) = q.pop_front() else { break };
+                    if live(ctx, &e) {
+                        out.push(e);
+                    }
+                }
+                let k = renewals.min(out.len());
+                // The kept ones go back to the front first, so that a
+                // renewed entry is inserted in order among all others.
+                for e in out[k..].iter().rev() {
+                    q.push_front(*e);
+                }
+                for e in &out[..k] {
+                    let new = renew(ctx, e);
+                    queue_push(q, new);
+                }
+            }
+            Self::Heap(h) => {
+                // Stale entries on top go; then the root is the first.
+                while let Some(top) = h.peek() {
+                    if live(ctx, &Entry::from_bits(top)) {
+                        break;
+                    }
+                    h.pop();
+                }
+                if renewals > 1 && n > 1 {
+                    // More than one renewal (an operator's choice): the
+                    // renewed entries move, so pop and push them all.
+                    while out.len() < n {
+                        let Some(e) = h.pop().map(Entry::from_bits) else {
+                            break;
+                        };
+                        if live(ctx, &e) {
+                            out.push(e);
+                        }
+                    }
+                    for (i, e) in out.iter().enumerate() {
+                        let e = if i < renewals { renew(ctx, e) } else { *e };
+                        heap_push(h, e);
+                    }
+                    return;
+                }
+                first_live(h, n, |e| live(ctx, e), out, frontier);
+                if renewals == 1
+                    && let Some(first) = out.first()
+                {
+                    // `first` is the root (stale ones were dropped above).
+                    h.replace_top(renew(ctx, first).bits());
+                }
             }
         }
     }
 
-    /// The first live entry, dropping stale ones on top.
+    /// The first live entry, dropping stale ones in front.
     pub(crate) fn peek_live(&mut self, live: impl Fn(&Entry) -> bool) -> Option<Entry> {
-        while let Some(Reverse(e)) = self.heap.peek() {
-            if live(e) {
-                return Some(*e);
+        match self {
+            Self::Heap(h) => {
+                while let Some(e) = h.peek().map(Entry::from_bits) {
+                    if live(&e) {
+                        return Some(e);
+                    }
+                    h.pop();
+                }
             }
-            self.heap.pop();
+            Self::Queue(q) => {
+                while let Some(e) = q.front() {
+                    if live(e) {
+                        return Some(*e);
+                    }
+                    q.pop_front();
+                }
+            }
         }
         None
     }
 
+    /// The slab index of the entry a selection will most likely start with
+    /// (stale or not).
+    pub(crate) fn first_idx(&self) -> Option<u32> {
+        match self {
+            Self::Heap(h) => h.peek().map(|e| Entry::from_bits(e).idx()),
+            Self::Queue(q) => q.front().map(Entry::idx),
+        }
+    }
+
+    /// Fills `out` with the slab indexes of the entries a selection will
+    /// look at first (stale ones included); returns how many it filled.
+    pub(crate) fn head_into(&self, out: &mut [u32]) -> usize {
+        fn fill(out: &mut [u32], idx: impl Iterator<Item = u32>) -> usize {
+            let mut n = 0;
+            for (slot, i) in out.iter_mut().zip(idx) {
+                *slot = i;
+                n += 1;
+            }
+            n
+        }
+        match self {
+            Self::Heap(h) => {
+                // The root, then its two least children (the second and
+                // probably the third of the order).
+                let (mut a, mut b) = (u128::MAX, u128::MAX);
+                for &c in h.children(0) {
+                    if c < a {
+                        (a, b) = (c, a);
+                    } else if c < b {
+                        b = c;
+                    }
+                }
+                let first = h.peek().into_iter();
+                let kids = [a, b].into_iter().filter(|&c| c != u128::MAX);
+                fill(out, first.chain(kids).map(|e| Entry::from_bits(e).idx()))
+            }
+            Self::Queue(q) => fill(out, q.iter().map(Entry::idx)),
+        }
+    }
+
+    /// Prefetches the lines a selection, or a push, starts with.
+    pub(crate) fn prefetch(&self) {
+        match self {
+            Self::Heap(h) => {
+                // The walk and a sift start at the root and its children (the
+                // first two groups); a push sifts up from the end.
+                crate::prefetch::line(h.root_ptr());
+                let kids = h.children(0);
+                crate::prefetch::span(kids.as_ptr(), size_of_val(kids));
+                if h.len() > 9 {
+                    crate::prefetch::line(h.last_ptr());
+                }
+            }
+            Self::Queue(q) => {
+                let (a, b) = q.as_slices();
+                crate::prefetch::span(a.as_ptr(), size_of_val(a).min(128));
+                let back = if b.is_empty() { a } else { b };
+                crate::prefetch::line(back.as_ptr().wrapping_add(back.len().saturating_sub(1)));
+            }
+        }
+    }
+
+    /// Prefetches, for a heap, the children of the node a sift-down from
+    /// the root reaches after `level` steps down least children (the path
+    /// a renewed root takes when its new key is the largest), reading the
+    /// levels above, which earlier prefetch stages asked for.
+    pub(crate) fn prefetch_path(&self, level: usize) {
+        let Self::Heap(h) = self else { return };
+        let mut k = 0;
+        for _ in 0..level {
+            match h.min_child(k) {
+                Some((_, at)) => k = at,
+                None => return,
+            }
+        }
+        let kids = h.children(k);
+        crate::prefetch::span(kids.as_ptr(), size_of_val(kids));
+    }
+
     /// Rebuilds without stale entries once they dominate.
     pub(crate) fn maybe_sweep(&mut self, live_count: usize, live: impl Fn(&Entry) -> bool) {
-        if self.heap.len() > 2 * live_count + 32 {
-            let mut v = std::mem::take(&mut self.heap).into_vec();
-            v.retain(|Reverse(e)| live(e));
-            self.heap = BinaryHeap::from(v);
+        if self.len() <= 2 * live_count + 32 {
+            return;
+        }
+        match self {
+            Self::Heap(h) => h.retain(|e| live(&Entry::from_bits(e))),
+            Self::Queue(q) => q.retain(|e| live(e)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Heap(h) => h.len(),
+            Self::Queue(q) => q.len(),
         }
     }
 
     /// Every entry, stale ones included, in no particular order.
-    pub(crate) fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
-        self.heap.iter().map(|r| r.0)
+    pub(crate) fn entries(&self) -> Box<dyn Iterator<Item = Entry> + '_> {
+        match self {
+            Self::Heap(h) => Box::new(h.iter().map(Entry::from_bits)),
+            Self::Queue(q) => Box::new(q.iter().copied()),
+        }
     }
 
-    /// Rewrites every entry (used when WRR rounds are rebased).
+    /// Rewrites every entry (used when WRR rounds are rebased, or a pool is
+    /// renumbered).
     pub(crate) fn rebuild(&mut self, entries: impl Iterator<Item = Entry>) {
-        self.heap = entries.map(Reverse).collect();
-    }
-}
-
-/// Weighted selection over member slots `0..len`.
-#[derive(Debug, Default)]
-pub(crate) struct Fenwick {
-    /// 1-based tree; `tree[0]` unused.
-    tree: Vec<u64>,
-    vals: Vec<u64>,
-}
-
-const fn lowbit(i: usize) -> usize {
-    i & i.wrapping_neg()
-}
-
-impl Fenwick {
-    fn prefix(&self, mut i: usize) -> u64 {
-        let mut s = 0;
-        while i > 0 {
-            s += self.tree[i];
-            i -= lowbit(i);
-        }
-        s
-    }
-
-    /// Appends a slot with weight `v`.
-    pub(crate) fn push(&mut self, v: u64) {
-        if self.tree.is_empty() {
-            self.tree.push(0);
-        }
-        let i = self.vals.len() + 1;
-        let node = v + self.prefix(i - 1) - self.prefix(i - lowbit(i));
-        self.tree.push(node);
-        self.vals.push(v);
-    }
-
-    /// Removes the last slot.
-    pub(crate) fn pop(&mut self) {
-        if self.vals.pop().is_some() {
-            self.tree.pop();
-        }
-    }
-
-    pub(crate) fn get(&self, slot: usize) -> u64 {
-        self.vals.get(slot).copied().unwrap_or(0)
-    }
-
-    pub(crate) fn set(&mut self, slot: usize, v: u64) {
-        let Some(old) = self.vals.get_mut(slot) else {
-            return;
-        };
-        let (add, sub) = if v >= *old {
-            (v - *old, 0)
-        } else {
-            (0, *old - v)
-        };
-        *old = v;
-        let mut i = slot + 1;
-        while i < self.tree.len() {
-            self.tree[i] = self.tree[i] + add - sub;
-            i += lowbit(i);
-        }
-    }
-
-    pub(crate) fn total(&self) -> u64 {
-        self.prefix(self.vals.len())
-    }
-
-    /// The slot whose cumulative range contains `r` (`r < total()`).
-    pub(crate) fn find(&self, mut r: u64) -> usize {
-        let n = self.vals.len();
-        let mut pos = 0;
-        let mut step = if n == 0 {
-            0
-        } else {
-            1 << (usize::BITS - 1 - n.leading_zeros())
-        };
-        while step > 0 {
-            let next = pos + step;
-            if next <= n && self.tree[next] <= r {
-                pos = next;
-                r -= self.tree[next];
+        match self {
+            Self::Heap(h) => h.rebuild(entries.map(|e| e.bits())),
+            Self::Queue(q) => {
+                let mut v: Vec<Entry> = entries.collect();
+                v.sort_unstable();
+                *q = v.into();
             }
-            step >>= 1;
         }
-        pos.min(n.saturating_sub(1))
     }
+}
 
-    /// Prefetches the lines a draw starts with (the tree's upper levels
-    /// and the first weights), at most a few lines.
-    pub(crate) fn prefetch(&self) {
-        crate::prefetch::span(self.tree.as_ptr(), (self.tree.len() * 8).min(256));
-        crate::prefetch::span(self.vals.as_ptr(), (self.vals.len() * 8).min(128));
+/// Appends the first `n` live entries of `heap` to `out` in order, by a
+/// best-first walk from the root: the next entry in order is the least of
+/// the children of those taken so far. Stale entries are passed over but
+/// their children are not. The frontier (entry and node) is scanned
+/// linearly for the usual few answers, kept as a heap for many.
+fn first_live(
+    heap: &DHeap,
+    n: usize,
+    live: impl Fn(&Entry) -> bool,
+    out: &mut Vec<Entry>,
+    frontier: &mut Vec<Reverse<(u128, u32)>>,
+) {
+    const LINEAR: usize = 8;
+    let Some(root) = heap.peek() else { return };
+    if n == 1 && live(&Entry::from_bits(root)) {
+        out.push(Entry::from_bits(root));
+        return;
     }
-
-    pub(crate) fn len(&self) -> usize {
-        self.vals.len()
+    frontier.clear();
+    if n <= LINEAR {
+        frontier.push(Reverse((root, 0)));
+        while out.len() < n && !frontier.is_empty() {
+            let mut best = 0;
+            for (i, f) in frontier.iter().enumerate().skip(1) {
+                if f.0.0 < frontier[best].0.0 {
+                    best = i;
+                }
+            }
+            let Reverse((e, at)) = frontier.swap_remove(best);
+            let e = Entry::from_bits(e);
+            if live(&e) {
+                out.push(e);
+            }
+            let at = at as usize;
+            for (i, &c) in heap.children(at).iter().enumerate() {
+                frontier.push(Reverse((c, DHeap::child_node(at, i) as u32)));
+            }
+        }
+        return;
     }
+    let mut fr = BinaryHeap::from(std::mem::take(frontier));
+    fr.push(Reverse((root, 0u32)));
+    while out.len() < n {
+        let Some(Reverse((e, at))) = fr.pop() else {
+            break;
+        };
+        let e = Entry::from_bits(e);
+        if live(&e) {
+            out.push(e);
+        }
+        let at = at as usize;
+        for (i, &c) in heap.children(at).iter().enumerate() {
+            fr.push(Reverse((c, DHeap::child_node(at, i) as u32)));
+        }
+    }
+    *frontier = fr.into_vec();
 }
 
 #[cfg(test)]
@@ -222,43 +398,181 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    proptest! {
-        #[test]
-        fn fenwick_matches_a_plain_array(ops in proptest::collection::vec((0u8..4, 0usize..40, 0u64..1000), 1..200)) {
-            let mut f = Fenwick::default();
-            let mut plain: Vec<u64> = Vec::new();
-            for (op, i, v) in ops {
-                match op {
-                    0 => { f.push(v); plain.push(v); }
-                    1 => { f.pop(); plain.pop(); }
-                    _ if !plain.is_empty() => { let i = i % plain.len(); f.set(i, v); plain[i] = v; }
-                    _ => {}
+    /// A model PE for the ordered tests: its current entry's fields.
+    #[derive(Clone, Copy)]
+    struct M {
+        alive: bool,
+        key: u64,
+        seq: u32,
+        stamp: u8,
+    }
+
+    fn entry(m: &[M], i: usize) -> Entry {
+        Entry::new(m[i].key, m[i].seq, i as u32, m[i].stamp)
+    }
+
+    fn m_live(m: &[M], e: &Entry) -> bool {
+        let x = m[e.idx() as usize];
+        x.alive && x.seq == e.seq && x.stamp == e.stamp()
+    }
+
+    /// Runs `ops` on one shape (`queue` or heap) and on a plain sorted
+    /// list; every selection must agree with the list. With `fixed_key`
+    /// every key is 0 and a renewal keeps it (round robin), else keys move
+    /// on renewal and re-registration.
+    fn run_ordered(
+        ops: &[(u8, usize, u64)],
+        fixed_key: bool,
+        queue: bool,
+    ) -> Result<(), TestCaseError> {
+        let mut o = Ordered::with_capacity(0, queue);
+        prop_assert_eq!(matches!(o, Ordered::Queue(_)), queue);
+        let mut m: Vec<M> = Vec::new();
+        let mut next_seq = 0u32;
+        let mut frontier = Vec::new();
+        for &(op, x, v) in ops {
+            let key = if fixed_key { 0 } else { v % 8 };
+            match op {
+                0..=2 => {
+                    m.push(M {
+                        alive: true,
+                        key,
+                        seq: next_seq,
+                        stamp: 0,
+                    });
+                    next_seq += 1;
+                    o.push(entry(&m, m.len() - 1));
                 }
-                let total: u64 = plain.iter().sum();
-                prop_assert_eq!(f.total(), total);
-                prop_assert_eq!(f.len(), plain.len());
-                // every r maps to the slot whose range holds it
-                let mut acc = 0;
-                for (slot, &w) in plain.iter().enumerate() {
-                    if w > 0 {
-                        prop_assert_eq!(f.find(acc), slot);
-                        prop_assert_eq!(f.find(acc + w - 1), slot);
+                3 if !m.is_empty() => {
+                    let i = x % m.len();
+                    m[i].alive = false;
+                    o.maybe_sweep(m.iter().filter(|p| p.alive).count(), |e| m_live(&m, e));
+                }
+                4 if !m.is_empty() && !fixed_key => {
+                    // A re-registration that moves the key: a new stamp.
+                    let i = x % m.len();
+                    if m[i].alive {
+                        m[i].key = key;
+                        m[i].stamp += 1;
+                        o.push(entry(&m, i));
                     }
-                    acc += w;
+                }
+                _ => {
+                    let (n, renewals) = (1 + x % 12, (v as usize) % 3);
+                    let mut want: Vec<(u64, u32, usize)> = m
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| p.alive)
+                        .map(|(i, p)| (p.key, p.seq, i))
+                        .collect();
+                    want.sort_unstable();
+                    want.truncate(n);
+                    let mut out = Vec::new();
+                    let mut seq = next_seq;
+                    o.select(
+                        m.as_mut_slice(),
+                        n,
+                        renewals,
+                        m_live,
+                        |m, e| {
+                            let p = &mut m[e.idx() as usize];
+                            p.seq = seq;
+                            seq += 1;
+                            p.stamp += 1;
+                            if !fixed_key {
+                                p.key = (p.key + 3) % 11;
+                            }
+                            entry(m, e.idx() as usize)
+                        },
+                        &mut out,
+                        &mut frontier,
+                    );
+                    next_seq = seq;
+                    let got: Vec<usize> = out.iter().map(|e| e.idx() as usize).collect();
+                    let want: Vec<usize> = want.iter().map(|w| w.2).collect();
+                    prop_assert_eq!(got, want);
                 }
             }
+            // Exactly one live entry per live PE.
+            let mut seen: Vec<u32> = o
+                .entries()
+                .filter(|e| m_live(&m, e))
+                .map(|e| e.idx())
+                .collect();
+            seen.sort_unstable();
+            let alive: Vec<u32> = (0..m.len() as u32)
+                .filter(|&i| m[i as usize].alive)
+                .collect();
+            prop_assert_eq!(seen, alive);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn heap_selects_like_a_sorted_list(ops in proptest::collection::vec((0u8..7, 0usize..64, 0u64..64), 1..150)) {
+            run_ordered(&ops, false, false)?;
+        }
+
+        /// The queue is built for fixed keys but stays correct (only
+        /// slower) when they move.
+        #[test]
+        fn queue_selects_like_a_sorted_list(ops in proptest::collection::vec((0u8..7, 0usize..64, 0u64..64), 1..150)) {
+            run_ordered(&ops, false, true)?;
+        }
+
+        #[test]
+        fn queue_and_heap_select_like_a_sorted_list_with_fixed_keys(ops in proptest::collection::vec((0u8..7, 0usize..64, 0u64..64), 1..150)) {
+            run_ordered(&ops, true, true)?;
+            run_ordered(&ops, true, false)?;
         }
     }
 
     #[test]
     fn ordered_skips_stale_and_keeps_order() {
-        let mut o = Ordered::default();
-        for (i, key) in [5u64, 1, 3, 1].into_iter().enumerate() {
-            o.push(Entry::new(key, i as u32, i as u32, 0));
+        let mut m = vec![
+            M {
+                alive: true,
+                key: 5,
+                seq: 0,
+                stamp: 0,
+            },
+            M {
+                alive: false,
+                key: 1,
+                seq: 1,
+                stamp: 0,
+            },
+            M {
+                alive: true,
+                key: 3,
+                seq: 2,
+                stamp: 0,
+            },
+            M {
+                alive: true,
+                key: 1,
+                seq: 3,
+                stamp: 0,
+            },
+        ];
+        for queue in [false, true] {
+            let mut o = Ordered::with_capacity(4, queue);
+            for i in 0..4 {
+                o.push(entry(&m, i));
+            }
+            let mut out = Vec::new();
+            o.select(
+                m.as_mut_slice(),
+                2,
+                0,
+                m_live,
+                |m, e| entry(m, e.idx() as usize),
+                &mut out,
+                &mut Vec::new(),
+            );
+            let got: Vec<u32> = out.iter().map(Entry::idx).collect();
+            assert_eq!(got, vec![3, 2], "queue: {queue}");
         }
-        let mut out = Vec::new();
-        // idx 1 is stale
-        o.take_first(2, |e| e.idx() != 1, &mut out);
-        assert_eq!(out.iter().map(Entry::idx).collect::<Vec<_>>(), vec![3, 2]);
     }
 }

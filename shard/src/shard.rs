@@ -1455,6 +1455,63 @@ mod tests {
         assert!(s.store.pools[pool as usize].next_seq < 100, "renumbered");
     }
 
+    /// The prefetch stages of a weighted pool's resolution see the PEs it
+    /// will draw: with nothing changed in between, a resolution answers
+    /// exactly the members `foreseen` named (when they are distinct), in a
+    /// pool with no sums (10) and one with two levels of them (300).
+    #[test]
+    fn weighted_draws_are_foreseen() {
+        for size in [10u32, 300] {
+            let mut s = shard();
+            let addrs = [IpAddr::from([10, 0, 0, 1])];
+            for id in 1..=size {
+                let mut reg = rr_registration(id, &addrs);
+                reg.element.policy = Policy::RandomizedLeastUsed {
+                    load: id.wrapping_mul(0x9e37_79b9),
+                }
+                .into();
+                s.handle_registration(Time::ZERO, &sctp_assoc(1, &addrs), &reg, &mut Vec::new());
+            }
+            let pool = s.store.find_pool(b"p").unwrap();
+            let hr = HandleResolution {
+                subscribe: false,
+                pool_handle: PoolHandle::new(b"p").unwrap(),
+                option: None,
+            };
+            let mut compared = 0;
+            for round in 0..60 {
+                let seen = s.store.foreseen(pool);
+                assert_eq!(seen.len(), if round == 0 { 0 } else { 3 }, "size {size}");
+                let ids: Vec<u32> = seen
+                    .iter()
+                    .map(|&i| {
+                        let b = s.store.pe_bytes(i);
+                        u32::from_be_bytes([b[4], b[5], b[6], b[7]])
+                    })
+                    .collect();
+                let mut out = Vec::new();
+                s.handle_resolution(Time::ZERO, &hr, &mut out);
+                let AsapMessage::HandleResolutionResponse(r) = AsapMessage::parse(&out).unwrap()
+                else {
+                    panic!()
+                };
+                let got: Vec<u32> = r.elements.iter().map(|e| e.id.0).collect();
+                assert_eq!(got.len(), 3);
+                let distinct =
+                    ids.len() == 3 && ids[0] != ids[1] && ids[0] != ids[2] && ids[1] != ids[2];
+                if distinct {
+                    assert_eq!(got, ids, "size {size}, round {round}");
+                    compared += 1;
+                }
+            }
+            assert!(
+                compared >= 25,
+                "size {size}: only {compared} comparable rounds"
+            );
+            s.check_invariants().unwrap();
+        }
+    }
+
     /// `encode_pe` reuses its scratch without zeroing it: a short PE
     /// encoded after a long one must still be stored exactly as encoded
     /// afresh, with nothing of the long one's bytes.

@@ -17,8 +17,9 @@ use crate::index::{MAX_INDEX, PoolIndex};
 use crate::pipeline::Prefetch;
 use crate::policy::{Compat, Family, Kind, PolicyState};
 use crate::prefetch;
-use crate::select::{Entry, Fenwick, Ordered};
+use crate::select::{Entry, Ordered};
 use crate::slab::Slab;
+use crate::weights::{self, Weights};
 
 /// "No index" in intrusive links.
 pub(crate) const NIL: u32 = u32::MAX;
@@ -80,7 +81,7 @@ const _: () = assert!(size_of::<Pe>() == 64);
 #[derive(Debug)]
 pub(crate) enum Selector {
     Ordered(Ordered),
-    Weighted(Fenwick),
+    Weighted(Weights),
 }
 
 /// One pool (40 bytes; the selection structure, which a pool of one PE does
@@ -307,6 +308,8 @@ pub(crate) struct Store {
     hasher: RandomState,
     pub(crate) pool_count: usize,
     scratch: Vec<Entry>,
+    /// The ordered heap's walk (see [`Ordered::select`]).
+    frontier: Vec<std::cmp::Reverse<(u128, u32)>>,
     pub(crate) compat: Compat,
 }
 
@@ -326,6 +329,7 @@ impl Default for Store {
             hasher,
             pool_count: 0,
             scratch: Vec::new(),
+            frontier: Vec::new(),
             compat: Compat::Rfc,
         }
     }
@@ -438,7 +442,9 @@ impl Store {
     /// fetched and asks for the next level (0: the index slot; 1: the pool
     /// record; 2: its handle and first members (a pool of one: all of its
     /// data); 3: its selection array; 4: the PEs an ordered pool, or a pool
-    /// of at most four, would answer with first; 5: their stored bytes).
+    /// of one, would answer with first, or that a weighted pool's decided
+    /// draws will take; 5: their stored bytes; 4 and 5 also follow an
+    /// ordered heap's sift-down path a level each).
     pub(crate) fn prefetch(&self, handle: &[u8], ahead: &mut Prefetch, stage: usize) {
         match stage {
             0 => {
@@ -465,7 +471,13 @@ impl Store {
                             prefetch::span(p.data.as_ptr(), p.data.len());
                         } else {
                             prefetch::line(p.data.as_ptr());
-                            let members = 4 * PREFETCH_HEAD.min(p.len());
+                            // (A weighted pool of up to 16: all of them, as
+                            // its draws can be any.)
+                            let head = match &p.sel.as_deref() {
+                                Some(Selector::Weighted(_)) => 16,
+                                _ => PREFETCH_HEAD,
+                            };
+                            let members = 4 * head.min(p.len());
                             let tail = p.data.len() - members;
                             prefetch::span(p.data[tail..].as_ptr(), members);
                         }
@@ -497,13 +509,7 @@ impl Store {
                 ahead.pool = pool;
                 match self.pools[pool as usize].sel.as_deref() {
                     None => {}
-                    Some(Selector::Ordered(o)) => {
-                        // Pops sift down from the top, pushes up from the
-                        // end: the first lines and the last one.
-                        let heap = o.head();
-                        prefetch::span(heap.as_ptr(), size_of_val(heap).min(256));
-                        prefetch::line(heap.as_ptr().wrapping_add(heap.len().saturating_sub(1)));
-                    }
+                    Some(Selector::Ordered(o)) => o.prefetch(),
                     Some(Selector::Weighted(f)) => f.prefetch(),
                 }
             }
@@ -511,6 +517,16 @@ impl Store {
                 let Some(p) = self.pools.get(ahead.pool as usize) else {
                     return;
                 };
+                // An ordered heap: one more level of the path its renewed
+                // root sifts down.
+                match p.sel.as_deref() {
+                    Some(Selector::Ordered(o)) => o.prefetch_path(stage - 3),
+                    Some(Selector::Weighted(f)) if p.len() > 1 => {
+                        self.prefetch_draws(p, f, stage);
+                        return;
+                    }
+                    _ => {}
+                }
                 let mut head = [0; PREFETCH_HEAD];
                 let n = Self::head(p, &mut head);
                 for &idx in &head[..n] {
@@ -526,6 +542,38 @@ impl Store {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Stage 4 or 5 for a weighted pool `p`: the PEs its next selection's
+    /// first draws will take ([`Weights::foresee`]). A pool with no sums
+    /// (up to 16 members; its weights came in stage 3) gets their records
+    /// in stage 4 and their bytes in 5; a larger one the lines of weights
+    /// the draws end in, then records and bytes together.
+    fn prefetch_draws(&self, p: &Pool, f: &Weights, stage: usize) {
+        if !f.flat() && stage == 4 {
+            for u in f.ahead().into_iter().flatten() {
+                f.prefetch_leaf(weights::scale(u, f.total()));
+            }
+            return;
+        }
+        let mut slots = [0; weights::AHEAD];
+        let n = f.foresee(&mut slots);
+        for &slot in &slots[..n] {
+            if slot >= p.len() {
+                continue;
+            }
+            if stage == 4 || !f.flat() {
+                let pe = member_at(&p.data, slot);
+                if let Some(pe) = self.pes.get(pe as usize) {
+                    prefetch::span(pe, size_of::<Pe>());
+                }
+            }
+            if stage == 5
+                && let Some(b) = p.data.get(p.bytes_at(slot)..)
+            {
+                prefetch::span(b.as_ptr(), usize::from(p.stride).min(b.len()));
             }
         }
     }
@@ -609,7 +657,7 @@ impl Store {
                 };
                 let top = match p.sel.as_deref() {
                     None if p.len() == 1 => Some(member_at(&p.data, 0)),
-                    Some(Selector::Ordered(o)) => o.head().first().map(|e| e.0.idx()),
+                    Some(Selector::Ordered(o)) => o.first_idx(),
                     _ => None,
                 };
                 if let Some(pe) = top.and_then(|i| self.pes.get(i as usize)) {
@@ -692,10 +740,10 @@ impl Store {
         ahead
     }
 
-    /// The PEs a selection in `p` will most likely start with: the top of
-    /// an ordered heap (stale entries included), or all members of a
-    /// weighted pool of at most [`PREFETCH_HEAD`] (a weighted draw in a
-    /// larger pool cannot be foreseen). Returns how many of `out` it filled.
+    /// The PEs a selection in ordered pool `p` will most likely start with:
+    /// the top of its selection (stale entries included), or its sole
+    /// member (weighted pools: [`Store::prefetch_draws`]). Returns how many
+    /// of `out` it filled.
     fn head(p: &Pool, out: &mut [u32; PREFETCH_HEAD]) -> usize {
         let mut n = 0;
         match p.sel.as_deref() {
@@ -704,18 +752,7 @@ impl Store {
                 n = 1;
             }
             None => {}
-            Some(Selector::Ordered(o)) => {
-                for (slot, e) in out.iter_mut().zip(o.head()) {
-                    *slot = e.0.idx();
-                    n += 1;
-                }
-            }
-            Some(Selector::Weighted(_)) if p.len() <= PREFETCH_HEAD => {
-                for (slot, m) in out.iter_mut().zip(p.members()) {
-                    *slot = m;
-                    n += 1;
-                }
-            }
+            Some(Selector::Ordered(o)) => n = o.head_into(out),
             Some(Selector::Weighted(_)) => {}
         }
         n
@@ -799,7 +836,7 @@ impl Store {
         let kind = Kind(policy);
         let sel = match kind.family() {
             Family::Ordered => None,
-            Family::Weighted => Some(Box::new(Selector::Weighted(Fenwick::default()))),
+            Family::Weighted => Some(Box::new(Selector::Weighted(Weights::default()))),
         };
         let pool = Pool {
             data: h[..len].into(),
@@ -891,6 +928,19 @@ impl Store {
         }
     }
 
+    /// Test hook: the members a weighted pool's next selection will draw
+    /// first, as the prefetch stages see them.
+    #[cfg(test)]
+    pub(crate) fn foreseen(&self, pool: u32) -> Vec<u32> {
+        let p = &self.pools[pool as usize];
+        let Some(Selector::Weighted(f)) = p.sel.as_deref() else {
+            return Vec::new();
+        };
+        let mut slots = [0; weights::AHEAD];
+        let n = f.foresee(&mut slots);
+        slots[..n].iter().map(|&s| member_at(&p.data, s)).collect()
+    }
+
     /// Test hook: jumps a pool's sequence counter (to exercise renumbering).
     #[cfg(test)]
     pub(crate) fn set_next_seq(&mut self, pool: u32, seq: u32) {
@@ -968,7 +1018,10 @@ impl Store {
                 let first = p.sel.is_none();
                 let len = p.len as usize;
                 let sel = p.sel.get_or_insert_with(|| {
-                    Box::new(Selector::Ordered(Ordered::with_capacity(len)))
+                    Box::new(Selector::Ordered(Ordered::with_capacity(
+                        len,
+                        p.kind.fixed_key(),
+                    )))
                 });
                 let Selector::Ordered(o) = &mut **sel else {
                     return;
@@ -1092,6 +1145,7 @@ impl Store {
             pools,
             pes,
             scratch,
+            frontier,
             compat,
             ..
         } = self;
@@ -1116,21 +1170,25 @@ impl Store {
             }
             Some(Selector::Ordered(o)) => {
                 scratch.clear();
-                o.take_first(n, |e| live(pes, pool, e), scratch);
                 let mut wrapped = false;
-                for (i, e) in scratch.iter().enumerate() {
-                    out.push(e.idx());
-                    if i < max_increment {
+                let next_seq = &mut p.next_seq;
+                o.select(
+                    pes,
+                    n,
+                    max_increment,
+                    |pes, e| live(pes, pool, e),
+                    |pes, e| {
                         let pe = &mut pes[e.idx() as usize];
-                        kind.on_selected(&mut pe.st, p.next_seq, compat);
-                        p.next_seq += 1;
+                        kind.on_selected(&mut pe.st, *next_seq, compat);
+                        *next_seq += 1;
                         pe.stamp = pe.stamp.wrapping_add(1);
                         wrapped |= pe.stamp == 0;
-                        o.push(Entry::new(kind.key(&pe.st), pe.st.seq, e.idx(), pe.stamp));
-                    } else {
-                        o.push(*e);
-                    }
-                }
+                        Entry::new(kind.key(&pe.st), pe.st.seq, e.idx(), pe.stamp)
+                    },
+                    scratch,
+                    frontier,
+                );
+                out.extend(scratch.iter().map(Entry::idx));
                 if wrapped {
                     o.maybe_sweep(0, |e| live(pes, pool, e));
                 }
@@ -1139,19 +1197,57 @@ impl Store {
                 }
             }
             Some(Selector::Weighted(f)) => {
-                // Draw without replacement: a drawn slot's weight is zeroed
-                // until the request is done. `scratch` remembers (weight as
-                // key, slot as index) to restore.
+                // Draws without replacement. At first over all the
+                // weights, drawing again when a slot comes up twice (which
+                // is exactly a draw from the rest), so that the first draws
+                // can be decided in advance (`Weights::ahead`, for the
+                // prefetch stages). After a few repeats in a row (one PE
+                // holds most of the weight), the drawn slots are zeroed and
+                // the rest is drawn from what is left; they get their
+                // weights back afterwards. `scratch` remembers (weight as
+                // key, slot as index).
+                const REPEATS: usize = 4;
                 let start = out.len();
                 scratch.clear();
-                for _ in 0..n.min(p.len as usize) {
-                    let total = f.total();
-                    if total == 0 {
-                        break;
+                let want = n.min(p.len as usize);
+                let total = f.total();
+                let mut zeroed = false;
+                let mut ahead = f.ahead().unwrap_or_else(|| rng.random()).into_iter();
+                while scratch.len() < want && total > 0 {
+                    let mut slot = None;
+                    if !zeroed {
+                        for _ in 0..REPEATS {
+                            let r = match ahead.next() {
+                                Some(u) => weights::scale(u, total),
+                                None => rng.random_range(0..total),
+                            };
+                            let s = f.find(r);
+                            if !scratch.iter().any(|e| e.idx() as usize == s) {
+                                slot = Some(s);
+                                break;
+                            }
+                        }
                     }
-                    let slot = f.find(rng.random_range(0..total));
+                    let slot = match slot {
+                        Some(s) => s,
+                        None => {
+                            if !zeroed {
+                                for e in scratch.iter() {
+                                    f.set(e.idx() as usize, 0);
+                                }
+                                zeroed = true;
+                            }
+                            let left = f.total();
+                            if left == 0 {
+                                break;
+                            }
+                            f.find(rng.random_range(0..left))
+                        }
+                    };
                     scratch.push(Entry::new(f.get(slot), 0, slot as u32, 0));
-                    f.set(slot, 0);
+                    if zeroed {
+                        f.set(slot, 0);
+                    }
                     out.push(member_at(&p.data, slot));
                 }
                 for (i, e) in scratch.iter().enumerate() {
@@ -1160,10 +1256,11 @@ impl Store {
                         kind.on_selected(&mut pe.st, p.next_seq, compat);
                         p.next_seq += 1;
                         f.set(e.idx() as usize, kind.weight(&pe.st));
-                    } else {
+                    } else if zeroed {
                         f.set(e.idx() as usize, e.key);
                     }
                 }
+                f.set_ahead(rng.random());
             }
         }
     }
@@ -1242,7 +1339,7 @@ impl Store {
                 (Some(Selector::Weighted(f)), Family::Weighted) => {
                     if f.len() != p.len() {
                         return Err(format!(
-                            "pool {pi}: fenwick has {} slots for {} members",
+                            "pool {pi}: the weights have {} slots for {} members",
                             f.len(),
                             p.len
                         ));

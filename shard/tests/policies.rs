@@ -240,12 +240,14 @@ fn dpf_least_used_adds_distance_penalty() {
     assert_eq!(resolve(&mut s, "p", 2), [2, 1]);
 }
 
-/// Draws many single-PE answers and returns how often each PE came first.
-fn first_counts(
+/// Draws `n` answers of `items` PEs (checking that no PE repeats in one)
+/// and returns how often each PE came at position `at`.
+fn counts_at(
     s: &mut rserpool_shard::Shard,
     pool: &str,
     items: u32,
     n: usize,
+    at: usize,
 ) -> std::collections::BTreeMap<u32, usize> {
     let mut m = std::collections::BTreeMap::new();
     for _ in 0..n {
@@ -254,9 +256,19 @@ fn first_counts(
         uniq.sort_unstable();
         uniq.dedup();
         assert_eq!(uniq.len(), a.len(), "a PE repeated in one answer: {a:?}");
-        *m.entry(a[0]).or_default() += 1;
+        *m.entry(a[at]).or_default() += 1;
     }
     m
+}
+
+/// How often each PE came first in `n` answers of `items` PEs.
+fn first_counts(
+    s: &mut rserpool_shard::Shard,
+    pool: &str,
+    items: u32,
+    n: usize,
+) -> std::collections::BTreeMap<u32, usize> {
+    counts_at(s, pool, items, n, 0)
 }
 
 #[test]
@@ -278,6 +290,41 @@ fn weighted_random_is_proportional_without_replacement() {
     assert_eq!(share(4), 0.0, "weight 0 is never chosen");
     // Only 3 PEs have weight: a request for 4 gets 3.
     assert_eq!(resolve(&mut s, "p", 4).len(), 3);
+}
+
+#[test]
+fn weighted_random_draws_the_rest_from_what_is_left() {
+    // Without replacement, the second PE of weights 1, 2, 5 is PE 1 with
+    // probability 2/8 * 1/6 + 5/8 * 1/3 = 0.25, PE 2 with 1/8 * 2/7 +
+    // 5/8 * 2/3 = 0.452, PE 3 with 0.298 (with replacement and a retry on
+    // repeats it would be the same; a draw that ignored the first pick's
+    // removal would give 1/8, 2/8, 5/8).
+    let wrand = |weight| Policy::WeightedRandom { weight };
+    let mut s = shard(|_| {});
+    reg_all(&mut s, "p", &[(1, wrand(1)), (2, wrand(2)), (3, wrand(5))]);
+    let n = 40_000;
+    let c = counts_at(&mut s, "p", 2, n, 1);
+    let share = |id| c.get(&id).copied().unwrap_or(0) as f64 / n as f64;
+    assert!((share(1) - 0.25).abs() < 0.01, "{c:?}");
+    assert!((share(2) - 0.4524).abs() < 0.01, "{c:?}");
+    assert!((share(3) - 0.2976).abs() < 0.01, "{c:?}");
+    // One PE with almost all the weight: it comes first, and the others
+    // still fill the answer, each second half of the time.
+    reg_all(
+        &mut s,
+        "h",
+        &[(1, wrand(u32::MAX)), (2, wrand(1)), (3, wrand(1))],
+    );
+    let c = counts_at(&mut s, "h", 3, 10_000, 1);
+    assert_eq!(c.values().sum::<usize>(), 10_000);
+    assert!((c[&2] as f64 / 10_000.0 - 0.5).abs() < 0.03, "{c:?}");
+    assert!(!c.contains_key(&1), "{c:?}");
+    for _ in 0..100 {
+        let mut a = resolve(&mut s, "h", 3);
+        assert_eq!(a[0], 1);
+        a.sort_unstable();
+        assert_eq!(a, [1, 2, 3]);
+    }
 }
 
 #[test]
