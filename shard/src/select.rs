@@ -183,7 +183,7 @@ impl Ordered {
                     return;
                 }
                 first_live(h, n, |e| live(ctx, e), out, frontier);
-                if renewals == 1
+                if renewals >= 1
                     && let Some(first) = out.first()
                 {
                     // `first` is the root (stale ones were dropped above).
@@ -270,8 +270,13 @@ impl Ordered {
                 }
             }
             Self::Queue(q) => {
+                // The front entries, which may wrap around the ring's end
+                // (then `b` starts with the rest), and the back.
                 let (a, b) = q.as_slices();
                 crate::prefetch::span(a.as_ptr(), size_of_val(a).min(128));
+                if size_of_val(a) < 128 {
+                    crate::prefetch::span(b.as_ptr(), size_of_val(b).min(128 - size_of_val(a)));
+                }
                 let back = if b.is_empty() { a } else { b };
                 crate::prefetch::line(back.as_ptr().wrapping_add(back.len().saturating_sub(1)));
             }
@@ -469,12 +474,14 @@ mod tests {
                     want.truncate(n);
                     let mut out = Vec::new();
                     let mut seq = next_seq;
+                    let mut renewed = Vec::new();
                     o.select(
                         m.as_mut_slice(),
                         n,
                         renewals,
                         m_live,
                         |m, e| {
+                            renewed.push(e.idx() as usize);
                             let p = &mut m[e.idx() as usize];
                             p.seq = seq;
                             seq += 1;
@@ -490,6 +497,9 @@ mod tests {
                     next_seq = seq;
                     let got: Vec<usize> = out.iter().map(|e| e.idx() as usize).collect();
                     let want: Vec<usize> = want.iter().map(|w| w.2).collect();
+                    // The first `renewals` of the answer, in order, were
+                    // renewed, and no others.
+                    prop_assert_eq!(&renewed[..], &want[..renewals.min(want.len())]);
                     prop_assert_eq!(got, want);
                 }
             }
