@@ -358,42 +358,39 @@ fn first_live(
         out.push(Entry::from_bits(root));
         return;
     }
+    // Takes the entry `v` at node `at`: into `out` if live; its children
+    // join the frontier.
+    let take = |v: u128, at: u32, out: &mut Vec<Entry>| {
+        let e = Entry::from_bits(v);
+        if live(&e) {
+            out.push(e);
+        }
+        let at = at as usize;
+        let kids = heap.children(at).iter().enumerate();
+        kids.map(move |(i, &c)| Reverse((c, DHeap::child_node(at, i) as u32)))
+    };
     frontier.clear();
     if n <= LINEAR {
         frontier.push(Reverse((root, 0)));
         while out.len() < n && !frontier.is_empty() {
             let mut best = 0;
             for (i, f) in frontier.iter().enumerate().skip(1) {
-                if f.0.0 < frontier[best].0.0 {
+                if f.0 < frontier[best].0 {
                     best = i;
                 }
             }
-            let Reverse((e, at)) = frontier.swap_remove(best);
-            let e = Entry::from_bits(e);
-            if live(&e) {
-                out.push(e);
-            }
-            let at = at as usize;
-            for (i, &c) in heap.children(at).iter().enumerate() {
-                frontier.push(Reverse((c, DHeap::child_node(at, i) as u32)));
-            }
+            let Reverse((v, at)) = frontier.swap_remove(best);
+            frontier.extend(take(v, at, out));
         }
         return;
     }
     let mut fr = BinaryHeap::from(std::mem::take(frontier));
     fr.push(Reverse((root, 0u32)));
     while out.len() < n {
-        let Some(Reverse((e, at))) = fr.pop() else {
+        let Some(Reverse((v, at))) = fr.pop() else {
             break;
         };
-        let e = Entry::from_bits(e);
-        if live(&e) {
-            out.push(e);
-        }
-        let at = at as usize;
-        for (i, &c) in heap.children(at).iter().enumerate() {
-            fr.push(Reverse((c, DHeap::child_node(at, i) as u32)));
-        }
+        fr.extend(take(v, at, out));
     }
     *frontier = fr.into_vec();
 }

@@ -471,11 +471,12 @@ impl Store {
                             prefetch::span(p.data.as_ptr(), p.data.len());
                         } else {
                             prefetch::line(p.data.as_ptr());
-                            // (A weighted pool of up to 16: all of them, as
-                            // its draws can be any.)
-                            let head = match &p.sel.as_deref() {
-                                Some(Selector::Weighted(_)) => 16,
-                                _ => PREFETCH_HEAD,
+                            // (A weighted pool with no sums: all of them, as
+                            // its draws can be any. The family is in the
+                            // record; the box is not fetched yet.)
+                            let head = match p.kind.family() {
+                                Family::Weighted => weights::FLAT,
+                                Family::Ordered => PREFETCH_HEAD,
                             };
                             let members = 4 * head.min(p.len());
                             let tail = p.data.len() - members;
@@ -518,7 +519,8 @@ impl Store {
                     return;
                 };
                 // An ordered heap: one more level of the path its renewed
-                // root sifts down.
+                // root sifts down. A weighted pool: the PEs its decided
+                // draws take, instead of a head.
                 match p.sel.as_deref() {
                     Some(Selector::Ordered(o)) => o.prefetch_path(stage - 3),
                     Some(Selector::Weighted(f)) if p.len() > 1 => {
@@ -1197,59 +1199,13 @@ impl Store {
                 }
             }
             Some(Selector::Weighted(f)) => {
-                // Draws without replacement. At first over all the
-                // weights, drawing again when a slot comes up twice (which
-                // is exactly a draw from the rest), so that the first draws
-                // can be decided in advance (`Weights::ahead`, for the
-                // prefetch stages). After a few repeats in a row (one PE
-                // holds most of the weight), the drawn slots are zeroed and
-                // the rest is drawn from what is left; they get their
-                // weights back afterwards. `scratch` remembers (weight as
-                // key, slot as index).
-                const REPEATS: usize = 4;
+                // Draws without replacement (`Weights::draw`; `scratch`
+                // gets weight as key, slot as index); then the renewed PEs
+                // take their new weights and zeroed ones their old.
                 let start = out.len();
                 scratch.clear();
-                let want = n.min(p.len as usize);
-                let total = f.total();
-                let mut zeroed = false;
-                let mut ahead = f.ahead().unwrap_or_else(|| rng.random()).into_iter();
-                while scratch.len() < want && total > 0 {
-                    let mut slot = None;
-                    if !zeroed {
-                        for _ in 0..REPEATS {
-                            let r = match ahead.next() {
-                                Some(u) => weights::scale(u, total),
-                                None => rng.random_range(0..total),
-                            };
-                            let s = f.find(r);
-                            if !scratch.iter().any(|e| e.idx() as usize == s) {
-                                slot = Some(s);
-                                break;
-                            }
-                        }
-                    }
-                    let slot = match slot {
-                        Some(s) => s,
-                        None => {
-                            if !zeroed {
-                                for e in scratch.iter() {
-                                    f.set(e.idx() as usize, 0);
-                                }
-                                zeroed = true;
-                            }
-                            let left = f.total();
-                            if left == 0 {
-                                break;
-                            }
-                            f.find(rng.random_range(0..left))
-                        }
-                    };
-                    scratch.push(Entry::new(f.get(slot), 0, slot as u32, 0));
-                    if zeroed {
-                        f.set(slot, 0);
-                    }
-                    out.push(member_at(&p.data, slot));
-                }
+                let zeroed = f.draw(n.min(p.len as usize), rng, scratch);
+                out.extend(scratch.iter().map(|e| member_at(&p.data, e.idx() as usize)));
                 for (i, e) in scratch.iter().enumerate() {
                     let pe = &mut pes[out[start + i] as usize];
                     if i < max_increment {
@@ -1260,7 +1216,6 @@ impl Store {
                         f.set(e.idx() as usize, e.key);
                     }
                 }
-                f.set_ahead(rng.random());
             }
         }
     }

@@ -10,8 +10,15 @@
 //! words for a draw and another ten for its update. Pools of up to sixteen
 //! are one line of weights and no sums.
 
+use rand::Rng;
+
+use crate::select::Entry;
+
 /// Fan-out of every level.
 const W: usize = 16;
+
+/// The most slots a tree with no sums has (one line of weights).
+pub(crate) const FLAT: usize = W;
 
 /// How many draws of the next selection are decided in advance.
 pub(crate) const AHEAD: usize = 3;
@@ -168,18 +175,64 @@ impl Weights {
         g
     }
 
+    /// Draws `want` distinct slots (fewer if fewer have a weight), each in
+    /// turn with probability proportional to its weight among those not
+    /// drawn yet, and appends (weight as key, slot as index) to `drawn`.
+    /// The draws are over all the weights, drawing again when a slot comes
+    /// up twice (which is exactly a draw from the rest), so that the first
+    /// ones can be decided in advance ([`Weights::ahead`], from which they
+    /// are taken; new ones are decided at the end). After a few repeats in
+    /// a row (one slot holds most of the weight), the drawn slots' weights
+    /// are zeroed and the rest is drawn from what is left. Returns whether
+    /// that happened: then the caller must give every drawn slot a weight
+    /// again.
+    pub(crate) fn draw(&mut self, want: usize, rng: &mut impl Rng, drawn: &mut Vec<Entry>) -> bool {
+        const REPEATS: usize = 4;
+        let total = self.total;
+        let mut zeroed = false;
+        let mut ahead = self.ahead.unwrap_or_else(|| rng.random()).into_iter();
+        let is_new = |drawn: &[Entry], s: usize| !drawn.iter().any(|e| e.idx() as usize == s);
+        while drawn.len() < want && total > 0 {
+            let fresh = if zeroed {
+                None
+            } else {
+                (0..REPEATS)
+                    .map(|_| match ahead.next() {
+                        Some(u) => self.find(scale(u, total)),
+                        None => self.find(rng.random_range(0..total)),
+                    })
+                    .find(|&s| is_new(drawn, s))
+            };
+            let slot = match fresh {
+                Some(s) => s,
+                None => {
+                    if !zeroed {
+                        for e in drawn.iter() {
+                            self.set(e.idx() as usize, 0);
+                        }
+                        zeroed = true;
+                    }
+                    if self.total == 0 {
+                        break;
+                    }
+                    self.find(rng.random_range(0..self.total))
+                }
+            };
+            drawn.push(Entry::new(self.get(slot), 0, slot as u32, 0));
+            if zeroed {
+                self.set(slot, 0);
+            }
+        }
+        self.ahead = Some(rng.random());
+        zeroed
+    }
+
     /// The random numbers decided for the next selection's first draws.
     pub(crate) const fn ahead(&self) -> Option<[u64; AHEAD]> {
         self.ahead
     }
 
-    /// Decides the next selection's first draws.
-    pub(crate) const fn set_ahead(&mut self, ahead: [u64; AHEAD]) {
-        self.ahead = Some(ahead);
-    }
-
-    /// Whether the pool is small enough to have no sums (one line of
-    /// weights).
+    /// Whether the pool is small enough ([`FLAT`]) to have no sums.
     pub(crate) fn flat(&self) -> bool {
         self.sums.is_empty()
     }
